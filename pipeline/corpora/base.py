@@ -1,0 +1,73 @@
+"""The corpus-independent clip record and the adapter interface.
+
+An adapter turns a corpus as it lies on disk into :class:`Clip` records. It never decodes
+media: probing (duration, fps, sample rate) is the ingest stage's job.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_clip_id(raw: str) -> str:
+    """A clip id usable as an HDF5 name and a file name: [A-Za-z0-9._-], no leading dot."""
+    cid = _UNSAFE.sub("_", raw).strip("._")
+    if not cid:
+        raise ValueError(f"cannot make a clip id from {raw!r}")
+    return cid
+
+
+@dataclass
+class Clip:
+    """One utterance/clip of a corpus.
+
+    ``path`` is relative to the corpus root. ``start``/``end`` (seconds) cut an utterance out
+    of a longer file (IEMOCAP dialogs); both 0 mean the whole file. ``label`` is the single
+    class of single-label corpora; ``scores`` holds per-emotion scores of multi-label ones.
+    ``meta`` carries corpus-specific fields (RAVDESS intensity, statement, ...).
+    """
+
+    clip_id: str
+    path: str
+    speaker: str = ""
+    session: str = ""
+    label: str = ""
+    scores: dict[str, float] = field(default_factory=dict)
+    transcript: str = ""
+    start: float = 0.0
+    end: float = 0.0
+    meta: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.clip_id != safe_clip_id(self.clip_id):
+            raise ValueError(f"clip id {self.clip_id!r} is not safe; use safe_clip_id()")
+        if Path(self.path).is_absolute() or ".." in Path(self.path).parts:
+            raise ValueError(f"clip path must be relative to the corpus root: {self.path!r}")
+
+
+class CorpusAdapter(ABC):
+    """Reads one corpus layout. Subclasses set ``name`` and ``labels`` and implement clips()."""
+
+    name: str = ""
+    labels: tuple[str, ...] = ()
+    multi_label: bool = False
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def check_root(self) -> None:
+        if not self.root.is_dir():
+            raise FileNotFoundError(
+                f"{self.name} corpus root {self.root} does not exist or is not a folder; "
+                f"set corpus.root in params.yaml to where the corpus lies"
+            )
+
+    @abstractmethod
+    def clips(self) -> Iterator[Clip]:
+        """Yield the corpus's clips in a stable order."""

@@ -1,0 +1,101 @@
+"""The extractor interface shared by every feature (mel, spectrogram, faces, landmarks, words).
+
+An extractor is configured once from a frozen config dataclass (its ``params.yaml`` section),
+loads its models in :meth:`Extractor.setup` (once per worker process), and turns one clip into
+:class:`~pipeline.store.ClipFeatures`. It does no bookkeeping: caching, parallelism, failure
+records and shard writing belong to :mod:`pipeline.runner`.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..config import to_dict
+from ..store import ClipFeatures
+
+
+class ExtractionError(RuntimeError):
+    """This clip cannot be processed (no audio, no face, empty transcript, ...).
+
+    The runner records the message as the clip's failure reason and goes on.
+    """
+
+
+@dataclass(frozen=True)
+class ClipSource:
+    """What an extractor gets to know about a clip (a manifest row, resolved)."""
+
+    clip_id: str
+    path: Path  # absolute media path
+    sha256: str = ""
+    start: float = 0.0  # seconds; start/end both 0 = the whole file
+    end: float = 0.0
+    fps: float = 0.0
+    duration: float = 0.0
+    has_audio: bool = True
+    has_video: bool = True
+    transcript: str = ""
+    speaker: str = ""
+    meta: dict[str, str] = field(default_factory=dict)
+
+
+class Extractor(ABC):
+    """Base class. Subclasses set the class attributes and implement :meth:`extract`."""
+
+    name: ClassVar[str]  # stage and section name in params.yaml
+    config_class: ClassVar[type]
+    version: ClassVar[str] = "1"  # bump when the output of the same params changes
+    primary: ClassVar[str]  # name of the main array in ClipFeatures.arrays
+    libraries: ClassVar[tuple[str, ...]] = ("numpy",)  # distributions recorded as provenance
+
+    def __init__(self, config: Any = None) -> None:
+        self.config = config if config is not None else self.config_class()
+        self._ready = False
+
+    def setup(self) -> None:  # noqa: B027 - optional hook, most extractors load nothing
+        """Load models. Called once per worker before the first clip."""
+        return None
+
+    def ensure_setup(self) -> None:
+        if not self._ready:
+            self.setup()
+            self._ready = True
+
+    def params(self) -> dict[str, Any]:
+        """The parameters that define the output (stored in every shard, part of the cache key)."""
+        return to_dict(self.config)
+
+    def model_token(self) -> str:
+        """Identifies the model weights in use (e.g. the weights file hash); '' if none."""
+        return ""
+
+    def cache_token(self) -> dict[str, Any]:
+        return {
+            "feature": self.name,
+            "version": self.version,
+            "params": self.params(),
+            "model": self.model_token(),
+        }
+
+    def provenance(self) -> dict[str, Any]:
+        versions = {}
+        for dist in ("mer-pipeline", *self.libraries):
+            try:
+                versions[dist] = importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                versions[dist] = "not installed"
+        return {
+            "extractor": f"{type(self).__module__}.{type(self).__qualname__}",
+            "extractor_version": self.version,
+            "model": self.model_token(),
+            "libraries": versions,
+        }
+
+    @abstractmethod
+    def extract(self, source: ClipSource) -> ClipFeatures:
+        """Features of one clip. Raise :class:`ExtractionError` for a clip that cannot be
+        processed; any other exception is also recorded as that clip's failure."""

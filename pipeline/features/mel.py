@@ -1,0 +1,153 @@
+"""MPUC mel-spectrograms (Franceschini et al. 2022, §III-A), in both variants.
+
+``paper`` follows the text: librosa, 80 mel bands with the DCTTS settings (22.05 kHz,
+pre-emphasis 0.97, n_fft 2048, hop 276 = 12.5 ms, window 1102 = 50 ms, magnitude mel,
+``clip((20 log10 mel - ref_db + max_db) / max_db, 1e-8, 1)``), one frame kept in 16 and the
+time axis padded/cut to 128. ``code`` follows the authors' code: 128 bands,
+``power_to_db(ref=max)`` and a hop of ``sample_rate / fps`` so one mel frame falls on each
+video frame.
+
+Output ``mel``: float32 (T, n_mels). ``timestamps``: centre of each frame in seconds.
+``valid``: False on padding rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from ..config import ConfigError
+from ..store import ClipFeatures
+from . import register
+from .audio import clip_waveform
+from .base import ClipSource, ExtractionError, Extractor
+
+
+@dataclass(frozen=True)
+class MelSettings:
+    sample_rate: int = 22050
+    n_fft: int = 2048
+    hop_length: int = 276  # 12.5 ms at 22.05 kHz; 0 = one frame per video frame (sr / fps)
+    win_length: int = 1102  # 50 ms at 22.05 kHz
+    n_mels: int = 80
+    preemphasis: float = 0.97  # 0 = none
+    # dctts: clip((20 log10(mel) - ref_db + max_db) / max_db, 1e-8, 1) on the magnitude mel;
+    # power_to_db_max: librosa.power_to_db(power mel, ref=np.max) as in the MPUC code.
+    scaling: Literal["dctts", "power_to_db_max"] = "dctts"
+    ref_db: float = 20.0
+    max_db: float = 100.0
+    frame_step: int = 16  # keep one frame in frame_step
+    fixed_length: int = 128  # pad/cut the time axis to this many frames; 0 = keep length
+    align_fps: float = 0.0  # hop_length 0: frame rate to align to; 0 = the clip's own fps
+
+    def validate(self, key: str) -> None:
+        for name in ("sample_rate", "n_fft", "win_length", "n_mels", "frame_step"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{key}.{name}: must be > 0, got {getattr(self, name)}")
+        if self.win_length > self.n_fft:
+            raise ConfigError(f"{key}.win_length: must be <= n_fft ({self.n_fft})")
+        if self.hop_length < 0 or self.fixed_length < 0 or self.align_fps < 0:
+            raise ConfigError(f"{key}: hop_length, fixed_length, align_fps must be >= 0")
+
+
+@dataclass(frozen=True)
+class MelConfig:
+    """Both variants spelled out; ``variant`` picks the one the stage computes."""
+
+    variant: Literal["paper", "code"] = "paper"
+    paper: MelSettings = field(default_factory=MelSettings)
+    code: MelSettings = field(
+        default_factory=lambda: MelSettings(
+            hop_length=0,
+            win_length=2048,
+            n_mels=128,
+            preemphasis=0.0,
+            scaling="power_to_db_max",
+            frame_step=1,
+            fixed_length=0,
+        )
+    )
+
+    @property
+    def active(self) -> MelSettings:
+        return self.paper if self.variant == "paper" else self.code
+
+
+def mel_features(wav: np.ndarray, s: MelSettings, hop: int) -> np.ndarray:
+    """(T, n_mels) float32 mel features of a mono waveform at ``s.sample_rate``."""
+    import librosa
+
+    y = wav.astype(np.float32)
+    if s.preemphasis > 0:
+        y = np.append(y[:1], y[1:] - s.preemphasis * y[:-1])
+    spec = np.abs(
+        librosa.stft(y, n_fft=s.n_fft, hop_length=hop, win_length=s.win_length, center=True)
+    )
+    basis = librosa.filters.mel(sr=s.sample_rate, n_fft=s.n_fft, n_mels=s.n_mels)
+    if s.scaling == "dctts":
+        mel = basis @ spec
+        db = 20.0 * np.log10(np.maximum(1e-5, mel))
+        out = np.clip((db - s.ref_db + s.max_db) / s.max_db, 1e-8, 1.0)
+    else:
+        mel = basis @ (spec**2)
+        out = librosa.power_to_db(mel, ref=np.max)
+    return out.T.astype(np.float32)
+
+
+@register
+class MelExtractor(Extractor):
+    name = "mel"
+    config_class = MelConfig
+    primary = "mel"
+    libraries = ("numpy", "librosa", "av")
+
+    def params(self) -> dict[str, Any]:
+        # Only the active variant defines the output (the other one is not part of the key).
+        from ..config import to_dict
+
+        return {"variant": self.config.variant, **to_dict(self.config.active)}
+
+    def hop_for(self, source: ClipSource) -> int:
+        s = self.config.active
+        if s.hop_length > 0:
+            return s.hop_length
+        fps = s.align_fps or source.fps
+        if fps <= 0:
+            raise ExtractionError(
+                f"{source.clip_id}: mel hop_length 0 aligns to the video frame rate, but the "
+                f"clip has no video frame rate; set mel.{self.config.variant}.align_fps"
+            )
+        return int(round(s.sample_rate / fps))
+
+    def extract(self, source: ClipSource) -> ClipFeatures:
+        s = self.config.active
+        hop = self.hop_for(source)
+        wav = clip_waveform(source, s.sample_rate)
+        feats = mel_features(wav, s, hop)
+        times = np.arange(len(feats)) * hop / s.sample_rate
+        step = s.frame_step
+        feats, times = feats[::step], times[::step]
+        valid = np.ones(len(feats), dtype=bool)
+        if s.fixed_length:
+            n = s.fixed_length
+            if len(feats) >= n:
+                feats, times, valid = feats[:n], times[:n], valid[:n]
+            else:
+                pad = n - len(feats)
+                dt = step * hop / s.sample_rate
+                fill = feats.min() if s.scaling == "power_to_db_max" else 1e-8
+                feats = np.concatenate([feats, np.full((pad, feats.shape[1]), fill, np.float32)])
+                times = np.concatenate([times, times[-1] + dt * np.arange(1, pad + 1)])
+                valid = np.concatenate([valid, np.zeros(pad, dtype=bool)])
+        return ClipFeatures(
+            arrays={"mel": feats},
+            timestamps=times,
+            valid=valid,
+            attrs={
+                "hop_length": hop,
+                "sample_rate": s.sample_rate,
+                "audio_seconds": len(wav) / s.sample_rate,
+            },
+        )

@@ -1,0 +1,176 @@
+"""Fold manifests: deterministic train/validation/test splits from a seed.
+
+Kinds of scheme (``params.yaml`` ``folds.schemes``):
+- ``group_kfold``: k folds over groups (actors/speakers): each group is in exactly one test
+  fold; validation groups are drawn from the remaining ones. Speaker-disjoint, checked.
+- ``stratified_kfold``: k folds over clips, stratified by label; validation clips drawn,
+  stratified, from the rest. (RAVDESS "actor-split ✗" and IEMOCAP 8:1:1.)
+- ``group_holdout``: one split with n_train / n_val / n_test groups (the MPUC authors' code:
+  18/3/3 RAVDESS actors, seed 42).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .config import FoldScheme
+from .manifest import ManifestEntry
+
+
+class FoldError(ValueError):
+    """A scheme cannot be built on this corpus (too few groups or clips)."""
+
+
+@dataclass
+class Fold:
+    train: list[str]
+    val: list[str]
+    test: list[str]
+
+
+def _group_of(entry: ManifestEntry, column: str) -> str:
+    if column in ("speaker", "session", "label"):
+        return str(getattr(entry, column))
+    if column in entry.meta:
+        return entry.meta[column]
+    raise FoldError(f"group_by column {column!r} is not in the manifest")
+
+
+def _split_groups(groups: list[str], k: int, rng: np.random.Generator) -> list[list[str]]:
+    order = list(rng.permutation(groups))
+    return [sorted(order[i::k]) for i in range(k)]
+
+
+def make_folds(entries: Sequence[ManifestEntry], scheme: FoldScheme, seed: int) -> list[Fold]:
+    rng = np.random.default_rng(seed)
+    if scheme.kind == "group_kfold":
+        return _group_kfold(entries, scheme, rng)
+    if scheme.kind == "group_holdout":
+        return [_group_holdout(entries, scheme, rng)]
+    if scheme.kind == "stratified_kfold":
+        return _stratified_kfold(entries, scheme, rng)
+    raise FoldError(f"unknown scheme kind {scheme.kind!r}")
+
+
+def _members(entries: Sequence[ManifestEntry], column: str) -> dict[str, list[str]]:
+    by: dict[str, list[str]] = defaultdict(list)
+    for e in entries:
+        by[_group_of(e, column)].append(e.clip_id)
+    return dict(sorted(by.items()))
+
+
+def _group_kfold(entries, scheme: FoldScheme, rng) -> list[Fold]:
+    members = _members(entries, scheme.group_by)
+    groups = list(members)
+    k = scheme.n_folds
+    parts = _split_groups(groups, k, rng) if k >= 2 and len(groups) >= k else []
+    if not parts or len(groups) - max(len(p) for p in parts) < 2:
+        raise FoldError(
+            f"scheme {scheme.name}: {k} folds over {len(groups)} {scheme.group_by} groups is "
+            f"not possible (need k >= 2, at least k groups, and 2 groups left for training "
+            f"and validation in every fold)"
+        )
+    folds = []
+    for i in range(k):
+        test_g = parts[i]
+        rest = [g for g in groups if g not in test_g]
+        n_val = max(1, round(scheme.val_fraction * len(rest)))
+        val_g = sorted(rng.choice(rest, size=n_val, replace=False).tolist())
+        train_g = [g for g in rest if g not in val_g]
+        folds.append(Fold(*(_ids(members, gs) for gs in (train_g, val_g, test_g))))
+    return folds
+
+
+def _group_holdout(entries, scheme: FoldScheme, rng) -> Fold:
+    members = _members(entries, scheme.group_by)
+    groups = list(rng.permutation(list(members)))
+    need = scheme.n_train + scheme.n_val + scheme.n_test
+    if need > len(groups) or min(scheme.n_train, scheme.n_test) < 1:
+        raise FoldError(
+            f"scheme {scheme.name}: {scheme.n_train}/{scheme.n_val}/{scheme.n_test} groups "
+            f"requested but the corpus has {len(groups)} {scheme.group_by} groups"
+        )
+    test_g = groups[: scheme.n_test]
+    val_g = groups[scheme.n_test : scheme.n_test + scheme.n_val]
+    train_g = groups[scheme.n_test + scheme.n_val : need]
+    return Fold(*(_ids(members, sorted(gs)) for gs in (train_g, val_g, test_g)))
+
+
+def _ids(members: dict[str, list[str]], groups: list[str]) -> list[str]:
+    return sorted(cid for g in groups for cid in members[g])
+
+
+def _stratified_kfold(entries, scheme: FoldScheme, rng) -> list[Fold]:
+    k = scheme.n_folds
+    if k < 2 or len(entries) < k:
+        raise FoldError(f"scheme {scheme.name}: cannot make {k} folds of {len(entries)} clips")
+    by_label: dict[str, list[str]] = defaultdict(list)
+    for e in entries:
+        by_label[e.label].append(e.clip_id)
+    assign: dict[str, int] = {}
+    offset = 0
+    for label in sorted(by_label):
+        clips = list(rng.permutation(sorted(by_label[label])))
+        for j, cid in enumerate(clips):
+            assign[cid] = (j + offset) % k
+        offset += len(clips)
+    folds = []
+    for i in range(k):
+        test = sorted(c for c, f in assign.items() if f == i)
+        rest = [e for e in entries if assign[e.clip_id] != i]
+        val: list[str] = []
+        rest_by: dict[str, list[str]] = defaultdict(list)
+        for e in rest:
+            rest_by[e.label].append(e.clip_id)
+        for label in sorted(rest_by):
+            cl = sorted(rest_by[label])
+            n = int(round(scheme.val_fraction * len(cl)))
+            val += rng.choice(cl, size=n, replace=False).tolist() if n else []
+        val = sorted(val)
+        vs = set(val)
+        train = sorted(e.clip_id for e in rest if e.clip_id not in vs)
+        folds.append(Fold(train, val, test))
+    return folds
+
+
+def check_folds(entries: Sequence[ManifestEntry], folds: list[Fold], scheme: FoldScheme) -> None:
+    """Raise FoldError unless the folds are disjoint, cover the corpus as the kind promises,
+    and (group kinds) share no group between train, validation and test."""
+    all_ids = {e.clip_id for e in entries}
+    for i, f in enumerate(folds):
+        parts = [set(f.train), set(f.val), set(f.test)]
+        if any(parts[a] & parts[b] for a, b in ((0, 1), (0, 2), (1, 2))):
+            raise FoldError(f"{scheme.name} fold {i}: a clip is in two parts")
+        if scheme.kind != "group_holdout" and set().union(*parts) != all_ids:
+            raise FoldError(f"{scheme.name} fold {i}: does not cover every clip")
+        if scheme.kind.startswith("group"):
+            group = {e.clip_id: _group_of(e, scheme.group_by) for e in entries}
+            gs = [{group[c] for c in p} for p in parts]
+            if gs[0] & gs[1] or gs[0] & gs[2] or gs[1] & gs[2]:
+                raise FoldError(f"{scheme.name} fold {i}: a {scheme.group_by} is in two parts")
+    if scheme.kind != "group_holdout":
+        tests = [c for f in folds for c in f.test]
+        if sorted(tests) != sorted(all_ids):
+            raise FoldError(f"{scheme.name}: not every clip is in exactly one test fold")
+
+
+def fold_manifest(
+    entries: Sequence[ManifestEntry], scheme: FoldScheme, seed: int
+) -> dict[str, Any]:
+    folds = make_folds(entries, scheme, seed)
+    check_folds(entries, folds, scheme)
+    return {
+        "scheme": scheme.name,
+        "kind": scheme.kind,
+        "group_by": scheme.group_by,
+        "seed": seed,
+        "n_clips": len(entries),
+        "folds": [
+            {"fold": i, "train": f.train, "val": f.val, "test": f.test} for i, f in enumerate(folds)
+        ],
+    }

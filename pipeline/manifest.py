@@ -1,0 +1,167 @@
+"""Clip manifests (``manifests/<corpus>/clips.csv``) and failure records.
+
+clips.csv has one row per clip. Fixed columns (see docs/FORMAT.md) come first; then
+``score_<emotion>`` columns for multi-label corpora and ``meta_<key>`` columns for
+corpus-specific fields.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .store.writer import atomic_write_text
+
+FIXED_COLUMNS = (
+    "clip_id",
+    "path",
+    "sha256",
+    "speaker",
+    "session",
+    "label",
+    "transcript",
+    "start",
+    "end",
+    "duration",
+    "fps",
+    "n_frames",
+    "width",
+    "height",
+    "sample_rate",
+    "channels",
+    "has_audio",
+    "has_video",
+    "rotation",
+)
+FAILURE_COLUMNS = ("clip_id", "stage", "reason", "exception_type")
+
+
+@dataclass
+class ManifestEntry:
+    """One row of clips.csv: a clip as the adapter described it plus what probing found."""
+
+    clip_id: str
+    path: str
+    sha256: str = ""
+    speaker: str = ""
+    session: str = ""
+    label: str = ""
+    transcript: str = ""
+    start: float = 0.0
+    end: float = 0.0
+    duration: float = 0.0
+    fps: float = 0.0
+    n_frames: int = 0
+    width: int = 0
+    height: int = 0
+    sample_rate: int = 0
+    channels: int = 0
+    has_audio: bool = False
+    has_video: bool = False
+    rotation: int = 0
+    scores: dict[str, float] = field(default_factory=dict)
+    meta: dict[str, str] = field(default_factory=dict)
+
+    def media_path(self, root: str | Path) -> Path:
+        """Absolute media path; refuses paths that escape the corpus root."""
+        root = Path(root).resolve()
+        p = (root / self.path).resolve()
+        if not p.is_relative_to(root):
+            raise ValueError(f"clip {self.clip_id}: path {self.path!r} points outside {root}")
+        return p
+
+
+_TYPES = {f.name: f.type for f in fields(ManifestEntry)}
+
+
+def _parse(name: str, value: str) -> Any:
+    tp = _TYPES[name]
+    if tp in ("float", float):
+        return float(value) if value else 0.0
+    if tp in ("int", int):
+        return int(float(value)) if value else 0
+    if tp in ("bool", bool):
+        return value.strip().lower() in ("1", "true", "yes")
+    return value
+
+
+def write_manifest(path: str | Path, entries: Iterable[ManifestEntry]) -> None:
+    entries = list(entries)
+    score_keys = sorted({k for e in entries for k in e.scores})
+    meta_keys = sorted({k for e in entries for k in e.meta})
+    header = (
+        list(FIXED_COLUMNS) + [f"score_{k}" for k in score_keys] + [f"meta_{k}" for k in meta_keys]
+    )
+    rows = []
+    for e in entries:
+        d = asdict(e)
+        row = [d[c] for c in FIXED_COLUMNS]
+        row += [e.scores.get(k, "") for k in score_keys]
+        row += [e.meta.get(k, "") for k in meta_keys]
+        rows.append(row)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, _csv_text([header, *rows]))
+
+
+def _csv_text(rows: list[list[Any]]) -> str:
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    for r in rows:
+        w.writerow(["" if v is None else v for v in r])
+    return buf.getvalue()
+
+
+def read_manifest(path: str | Path) -> list[ManifestEntry]:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"clip manifest {path} not found; run the ingest stage first")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in ("clip_id", "path") if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
+        out = []
+        for row in reader:
+            kw = {k: _parse(k, v) for k, v in row.items() if k in _TYPES}
+            kw["scores"] = {
+                k[6:]: float(v) for k, v in row.items() if k.startswith("score_") and v != ""
+            }
+            kw["meta"] = {k[5:]: v for k, v in row.items() if k.startswith("meta_")}
+            out.append(ManifestEntry(**kw))
+    return out
+
+
+@dataclass(frozen=True)
+class Failure:
+    clip_id: str
+    stage: str
+    reason: str
+    exception_type: str
+
+
+def write_failures(path: str | Path, failures: Iterable[Failure]) -> None:
+    """Write the failure table (header only when nothing failed)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [list(FAILURE_COLUMNS)] + [
+        [f.clip_id, f.stage, f.reason, f.exception_type] for f in failures
+    ]
+    atomic_write_text(path, _csv_text(rows))
+
+
+def read_failures(path: str | Path) -> list[Failure]:
+    with open(path, newline="") as f:
+        return [Failure(**row) for row in csv.DictReader(f)]
+
+
+def dump_json(path: str | Path, obj: Any) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,7 @@
+"""Streaming media access: probing containers and decoding audio/video without loading a
+whole file into memory."""
+
+from .audio import AudioDecodeError, decode_audio
+from .probe import MediaInfo, ProbeError, probe
+
+__all__ = ["AudioDecodeError", "MediaInfo", "ProbeError", "decode_audio", "probe"]

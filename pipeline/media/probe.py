@@ -1,0 +1,91 @@
+"""Read a media file's container metadata (duration, fps, sample rate) without decoding."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+
+class ProbeError(RuntimeError):
+    """The file is missing, empty, or not a media container PyAV can open."""
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    duration: float  # seconds; the longest stream
+    has_video: bool
+    has_audio: bool
+    fps: float  # 0 when there is no video stream
+    n_frames: int  # from the container; 0 when unknown
+    width: int
+    height: int
+    sample_rate: int  # 0 when there is no audio stream
+    channels: int
+    rotation: int  # degrees from the display matrix (phone videos), 0 if none
+
+
+def _stream_duration(stream: av.stream.Stream) -> float:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    return 0.0
+
+
+def probe(path: str | Path) -> MediaInfo:
+    """Open ``path`` and read its stream headers. Decodes at most nothing."""
+    path = Path(path)
+    if not path.exists():
+        raise ProbeError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise ProbeError(f"{path}: file is empty (0 bytes)")
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, UnicodeDecodeError, ValueError) as e:
+        raise ProbeError(f"{path}: not a readable media file ({e})") from e
+    with container:
+        video = container.streams.video[0] if container.streams.video else None
+        audio = container.streams.audio[0] if container.streams.audio else None
+        if video is None and audio is None:
+            raise ProbeError(f"{path}: no audio or video stream")
+        durations = [_stream_duration(s) for s in (video, audio) if s is not None]
+        duration = max(durations) if durations else 0.0
+        if duration <= 0 and container.duration:
+            duration = container.duration / av.time_base
+        fps = 0.0
+        n_frames = width = height = rotation = 0
+        if video is not None:
+            rate = video.average_rate or video.base_rate or video.guessed_rate
+            fps = float(Fraction(rate)) if rate else 0.0
+            n_frames = int(video.frames or 0)
+            width, height = video.codec_context.width, video.codec_context.height
+            rotation = _rotation(video)
+        sample_rate = channels = 0
+        if audio is not None:
+            sample_rate = int(audio.codec_context.sample_rate or 0)
+            channels = int(audio.codec_context.channels or 0)
+    return MediaInfo(
+        duration=round(duration, 6),
+        has_video=video is not None,
+        has_audio=audio is not None,
+        fps=round(fps, 6),
+        n_frames=n_frames,
+        width=width,
+        height=height,
+        sample_rate=sample_rate,
+        channels=channels,
+        rotation=rotation,
+    )
+
+
+def _rotation(stream: av.video.stream.VideoStream) -> int:
+    """Rotation from the stream's display matrix side data, when PyAV exposes it."""
+    try:
+        for sd in getattr(stream, "side_data", {}) or {}:
+            if "DISPLAYMATRIX" in str(sd).upper():
+                value = stream.side_data[sd]
+                return int(round(float(value))) % 360
+    except Exception:  # noqa: BLE001 - rotation is best effort metadata
+        return 0
+    return 0

@@ -1,0 +1,17 @@
+"""Sharded HDF5 feature storage: writer, reader and the on-disk contract."""
+
+from .format import SCHEMA_VERSION, ClipFeatures, array_checksum
+from .reader import FeatureReader, ShardError, read_clip_group
+from .writer import ShardWriter, atomic_write_text, write_clip_group
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "ClipFeatures",
+    "FeatureReader",
+    "ShardError",
+    "ShardWriter",
+    "array_checksum",
+    "atomic_write_text",
+    "read_clip_group",
+    "write_clip_group",
+]

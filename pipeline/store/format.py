@@ -1,0 +1,68 @@
+"""The on-disk contract of feature shards (documented for users in docs/FORMAT.md).
+
+Keep this module, the writer and docs/FORMAT.md in step: a layout change bumps
+SCHEMA_VERSION and teaches the reader the old one (or to refuse it with a reason).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+READABLE_SCHEMAS = (1,)
+INDEX_NAME = "index.json"
+SHARD_PATTERN = "shard-{:05d}.h5"
+CLIPS_GROUP = "clips"
+TIMESTAMPS = "timestamps"
+VALID = "valid"
+RESERVED = (TIMESTAMPS, VALID)
+
+
+def array_checksum(arr: np.ndarray) -> str:
+    """sha256 of the array's C-order bytes, prefixed with dtype and shape."""
+    a = np.ascontiguousarray(arr)
+    h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
+    h.update(a.tobytes())
+    return h.hexdigest()
+
+
+@dataclass
+class ClipFeatures:
+    """What an extractor returns for one clip, and what a reader gives back.
+
+    Every array in ``arrays`` is time-first with ``len(timestamps)`` rows. ``timestamps`` are
+    seconds from the start of the clip's audio/video (the time base shared by all features of
+    a clip); ``valid`` marks rows that hold real data (False: no face, padding, ...).
+    ``attrs`` holds small scalar or string facts about the clip (numbers, strings, bools).
+    """
+
+    arrays: dict[str, np.ndarray]
+    timestamps: np.ndarray
+    valid: np.ndarray
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.timestamps = np.asarray(self.timestamps, dtype=np.float64)
+        self.valid = np.asarray(self.valid, dtype=bool)
+        n = len(self.timestamps)
+        if self.timestamps.ndim != 1 or self.valid.shape != (n,):
+            raise ValueError("timestamps and valid must be 1-D and of the same length")
+        if not self.arrays:
+            raise ValueError("a clip needs at least one feature array")
+        for name, arr in self.arrays.items():
+            if name in RESERVED:
+                raise ValueError(f"array name {name!r} is reserved")
+            if arr.dtype == object:
+                raise ValueError(f"array {name!r} has object dtype; store plain numbers")
+            if arr.ndim == 0 or arr.shape[0] != n:
+                raise ValueError(
+                    f"array {name!r} has shape {arr.shape}; expected {n} rows (time first)"
+                )
+
+    @property
+    def n_steps(self) -> int:
+        return len(self.timestamps)

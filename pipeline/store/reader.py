@@ -1,0 +1,144 @@
+"""Read feature shards written by :mod:`pipeline.store.writer`.
+
+Opens shards lazily (a torch DataLoader worker opens its own handles) and checks the schema
+version and completeness of every file it opens.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from .format import (
+    CLIPS_GROUP,
+    INDEX_NAME,
+    READABLE_SCHEMAS,
+    TIMESTAMPS,
+    VALID,
+    ClipFeatures,
+    array_checksum,
+)
+
+
+class ShardError(RuntimeError):
+    """A feature directory or shard is incomplete, corrupt, or of an unreadable schema."""
+
+
+def read_clip_group(group: h5py.Group, verify: bool = False) -> ClipFeatures:
+    arrays: dict[str, np.ndarray] = {}
+    for name, ds in group.items():
+        if name in (TIMESTAMPS, VALID):
+            continue
+        arr = ds[()]
+        if verify and ds.attrs.get("sha256") != array_checksum(arr):
+            raise ShardError(f"{group.name}/{name}: checksum mismatch (corrupt data)")
+        arrays[name] = arr
+    attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in group.attrs.items()}
+    return ClipFeatures(
+        arrays=arrays,
+        timestamps=group[TIMESTAMPS][()],
+        valid=group[VALID][()].astype(bool),
+        attrs=attrs,
+    )
+
+
+class FeatureReader:
+    """Random access to the clips of one feature directory.
+
+    >>> with FeatureReader("data/features/sample/mel") as r:
+    ...     feats = r.read(r.clip_ids[0])
+    """
+
+    def __init__(self, feature_dir: str | Path) -> None:
+        self.dir = Path(feature_dir)
+        index_path = self.dir / INDEX_NAME
+        if not index_path.exists():
+            raise ShardError(
+                f"{self.dir}: no {INDEX_NAME}; the feature directory is missing or was not "
+                f"finished (rerun the stage that writes it)"
+            )
+        try:
+            self.index: dict[str, Any] = json.loads(index_path.read_text())
+        except json.JSONDecodeError as e:
+            raise ShardError(f"{index_path}: not valid JSON ({e})") from e
+        version = self.index.get("schema_version")
+        if version not in READABLE_SCHEMAS:
+            raise ShardError(
+                f"{self.dir}: schema version {version} is not readable by this version of "
+                f"mer-pipeline (reads {', '.join(map(str, READABLE_SCHEMAS))}); "
+                f"re-extract the features or install a matching mer-pipeline"
+            )
+        self.feature: str = self.index["feature"]
+        self.primary: str = self.index.get("primary", "")
+        self.params: dict[str, Any] = self.index.get("params", {})
+        self._clips: dict[str, str] = self.index["clips"]
+        self._files: dict[str, h5py.File] = {}
+
+    @property
+    def clip_ids(self) -> list[str]:
+        return list(self._clips)
+
+    def __contains__(self, clip_id: str) -> bool:
+        return clip_id in self._clips
+
+    def __len__(self) -> int:
+        return len(self._clips)
+
+    def _shard(self, name: str) -> h5py.File:
+        f = self._files.get(name)
+        if f is None:
+            path = self.dir / name
+            try:
+                f = h5py.File(path, "r")
+            except (OSError, FileNotFoundError) as e:
+                raise ShardError(f"{path}: cannot open shard ({e})") from e
+            if not bool(f.attrs.get("complete", False)):
+                f.close()
+                raise ShardError(f"{path}: shard is marked incomplete")
+            if int(f.attrs.get("schema_version", -1)) not in READABLE_SCHEMAS:
+                f.close()
+                raise ShardError(f"{path}: unreadable schema version")
+            self._files[name] = f
+        return f
+
+    def shard_attrs(self, clip_id: str | None = None) -> dict[str, Any]:
+        """File attributes (params and provenance decoded) of the shard holding ``clip_id``."""
+        name = self._clips[clip_id] if clip_id else next(iter(self.index["shards"]))
+        attrs = dict(self._shard(name).attrs)
+        for key in ("params", "provenance"):
+            if key in attrs:
+                attrs[key] = json.loads(attrs[key])
+        return attrs
+
+    def read(self, clip_id: str, verify: bool = False) -> ClipFeatures:
+        """One clip's arrays; ``verify`` recomputes each array's checksum."""
+        try:
+            name = self._clips[clip_id]
+        except KeyError:
+            raise KeyError(f"clip {clip_id!r} is not in {self.dir}") from None
+        try:
+            group = self._shard(name)[CLIPS_GROUP][clip_id]
+            return read_clip_group(group, verify=verify)
+        except (OSError, KeyError) as e:
+            raise ShardError(f"{self.dir / name}: cannot read clip {clip_id!r} ({e})") from e
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.close()
+        self._files.clear()
+
+    def __enter__(self) -> FeatureReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Picklable for DataLoader workers: each process reopens its own handles.
+        state = self.__dict__.copy()
+        state["_files"] = {}
+        return state

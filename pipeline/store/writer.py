@@ -1,0 +1,208 @@
+"""Write feature shards: HDF5 files of bounded size plus an index, atomically.
+
+Layout (see docs/FORMAT.md)::
+
+    <feature dir>/
+      index.json                  written last: its presence means the directory is complete
+      shard-00000.h5              file attrs: schema_version, feature, primary, params (JSON),
+                                  provenance (JSON), n_clips, complete
+        /clips/<clip_id>/         group attrs: source_sha256, n_steps, cache_key, + extractor's
+          <array>                 time-first arrays (attr sha256 = checksum of the raw bytes)
+          timestamps              float64 (T,) seconds
+          valid                   uint8 (T,) 1 = real data
+
+Every file is written under a ``.tmp`` name and renamed into place once closed, so a crash
+leaves either the old file, no file, or a ``.tmp`` that readers ignore.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from .format import (
+    CLIPS_GROUP,
+    INDEX_NAME,
+    SCHEMA_VERSION,
+    SHARD_PATTERN,
+    TIMESTAMPS,
+    VALID,
+    ClipFeatures,
+    array_checksum,
+)
+
+Compression = str  # "gzip" | "lzf" | "none"
+
+
+def _compression_kwargs(compression: Compression, arr: np.ndarray) -> dict[str, Any]:
+    if compression == "none" or arr.size < 64:
+        return {}
+    if compression == "gzip":
+        return {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+    if compression == "lzf":
+        return {"compression": "lzf", "shuffle": True}
+    raise ValueError(f"unknown compression {compression!r}; allowed: gzip, lzf, none")
+
+
+def write_clip_group(
+    group: h5py.Group,
+    feats: ClipFeatures,
+    source_sha256: str,
+    cache_key: str = "",
+    compression: Compression = "gzip",
+) -> None:
+    """Write one clip's arrays, timestamps, validity and attrs into an empty group."""
+    for name, arr in feats.arrays.items():
+        arr = np.ascontiguousarray(arr)
+        ds = group.create_dataset(
+            name, data=arr, track_times=False, **_compression_kwargs(compression, arr)
+        )
+        ds.attrs["sha256"] = array_checksum(arr)
+    group.create_dataset(TIMESTAMPS, data=feats.timestamps, track_times=False)
+    group.create_dataset(VALID, data=feats.valid.astype(np.uint8), track_times=False)
+    group.attrs["source_sha256"] = source_sha256
+    group.attrs["n_steps"] = feats.n_steps
+    group.attrs["cache_key"] = cache_key
+    for key, value in feats.attrs.items():
+        group.attrs[key] = value
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class ShardWriter:
+    """Writes clips into ``shard-NNNNN.h5`` files of at most ``max_bytes`` (uncompressed).
+
+    Use as a context manager; :meth:`close` finishes the last shard and writes the index.
+    If the block raises, no index is written, so the directory never looks complete.
+    """
+
+    def __init__(
+        self,
+        out_dir: str | Path,
+        feature: str,
+        params: dict[str, Any],
+        provenance: dict[str, Any],
+        primary: str,
+        max_bytes: int = 256 * 2**20,
+        compression: Compression = "gzip",
+    ) -> None:
+        self.out_dir = Path(out_dir)
+        self.feature = feature
+        self.params = params
+        self.provenance = provenance
+        self.primary = primary
+        self.max_bytes = max_bytes
+        self.compression = compression
+        self.index: dict[str, str] = {}
+        self.shards: dict[str, dict[str, Any]] = {}
+        self._file: h5py.File | None = None
+        self._name = ""
+        self._bytes = 0
+        self._count = 0
+
+    def __enter__(self) -> ShardWriter:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        # The directory is incomplete from now until close() writes a new index.
+        (self.out_dir / INDEX_NAME).unlink(missing_ok=True)
+        for stale in self.out_dir.glob("*.tmp"):
+            stale.unlink()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._abort()
+
+    def _open_next(self) -> h5py.File:
+        self._name = SHARD_PATTERN.format(len(self.shards))
+        tmp = self.out_dir / (self._name + ".tmp")
+        f = h5py.File(tmp, "w", track_order=True)
+        f.attrs["schema_version"] = SCHEMA_VERSION
+        f.attrs["feature"] = self.feature
+        f.attrs["primary"] = self.primary
+        f.attrs["params"] = json.dumps(self.params, sort_keys=True)
+        f.attrs["provenance"] = json.dumps(self.provenance, sort_keys=True)
+        f.attrs["complete"] = False
+        f.create_group(CLIPS_GROUP, track_order=True)
+        self._file, self._bytes, self._count = f, 0, 0
+        return f
+
+    def _finish_shard(self) -> None:
+        if self._file is None:
+            return
+        f = self._file
+        f.attrs["n_clips"] = self._count
+        f.attrs["complete"] = True
+        f.flush()
+        f.close()
+        self._file = None
+        tmp = self.out_dir / (self._name + ".tmp")
+        final = self.out_dir / self._name
+        os.replace(tmp, final)
+        self.shards[self._name] = {"n_clips": self._count, "bytes": final.stat().st_size}
+
+    def _abort(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+            (self.out_dir / (self._name + ".tmp")).unlink(missing_ok=True)
+
+    def _target(self, nbytes: int) -> h5py.File:
+        if self._file is not None and self._count and self._bytes + nbytes > self.max_bytes:
+            self._finish_shard()
+        return self._file if self._file is not None else self._open_next()
+
+    def add(
+        self, clip_id: str, feats: ClipFeatures, source_sha256: str, cache_key: str = ""
+    ) -> None:
+        """Append one clip's features."""
+        if clip_id in self.index:
+            raise ValueError(f"clip {clip_id!r} written twice")
+        nbytes = sum(a.nbytes for a in feats.arrays.values())
+        f = self._target(nbytes)
+        grp = f[CLIPS_GROUP].create_group(clip_id)
+        write_clip_group(grp, feats, source_sha256, cache_key, self.compression)
+        self._bytes += nbytes
+        self._count += 1
+        self.index[clip_id] = self._name
+
+    def add_from(self, clip_id: str, src: h5py.Group) -> None:
+        """Copy an already written clip group (from the per-clip cache) into the shard."""
+        if clip_id in self.index:
+            raise ValueError(f"clip {clip_id!r} written twice")
+        nbytes = sum(ds.nbytes for ds in src.values() if isinstance(ds, h5py.Dataset))
+        f = self._target(nbytes)
+        f.copy(src, f[CLIPS_GROUP], name=clip_id)
+        self._bytes += nbytes
+        self._count += 1
+        self.index[clip_id] = self._name
+
+    def close(self) -> None:
+        self._finish_shard()
+        index = {
+            "schema_version": SCHEMA_VERSION,
+            "feature": self.feature,
+            "primary": self.primary,
+            "params": self.params,
+            "n_clips": len(self.index),
+            "shards": self.shards,
+            "clips": self.index,
+        }
+        # Remove shards of an earlier run that this run did not rewrite.
+        for old in self.out_dir.glob("shard-*.h5"):
+            if old.name not in self.shards:
+                old.unlink()
+        atomic_write_text(self.out_dir / INDEX_NAME, json.dumps(index, indent=1, sort_keys=True))

@@ -1,0 +1,92 @@
+"""What each DVC stage does, as library functions (the stage scripts only call these).
+
+Each function takes validated :class:`~pipeline.config.Params`, does the stage's work and
+writes its outputs; it returns the process exit code (0, or 1 when ``strict`` is set and some
+clip failed).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from .config import Params
+from .corpora import get_adapter
+from .folds import fold_manifest
+from .ingest import ingest
+from .manifest import dump_json, read_manifest, write_failures, write_manifest
+from .paths import Layout
+from .runner import run_extraction
+
+log = logging.getLogger(__name__)
+
+
+def layout(params: Params, root: str | Path = ".") -> Layout:
+    return Layout(params.corpus.name, root=Path(root), cache_root=Path(params.runner.cache_dir))
+
+
+def run_ingest(params: Params, root: str | Path = ".") -> int:
+    lay = layout(params, root)
+    adapter = get_adapter(params.corpus.adapter, Path(root) / params.corpus.root)
+    result = ingest(adapter)
+    if not result.entries:
+        raise SystemExit(f"ingest: no clips found under {adapter.root}")
+    write_manifest(lay.clips_csv, result.entries)
+    write_failures(lay.failures_csv("ingest"), result.failures)
+    log.info(
+        "ingest: %d clips -> %s; %d failures -> %s",
+        len(result.entries),
+        lay.clips_csv,
+        len(result.failures),
+        lay.failures_csv("ingest"),
+    )
+    dump_json(
+        lay.metrics_json("ingest"),
+        {
+            "clips": len(result.entries),
+            "failed": len(result.failures),
+            "hours": round(sum(e.duration for e in result.entries) / 3600, 4),
+        },
+    )
+    return 1 if (params.ingest.strict and result.failures) else 0
+
+
+def run_folds(params: Params, root: str | Path = ".") -> int:
+    lay = layout(params, root)
+    entries = read_manifest(lay.clips_csv)
+    lay.folds_dir.mkdir(parents=True, exist_ok=True)
+    wanted = set()
+    for scheme in params.folds.schemes:
+        manifest = fold_manifest(entries, scheme, params.folds.seed)
+        dump_json(lay.folds_dir / f"{scheme.name}.json", manifest)
+        wanted.add(f"{scheme.name}.json")
+        log.info("folds: %s: %d fold(s)", scheme.name, len(manifest["folds"]))
+    for old in lay.folds_dir.glob("*.json"):
+        if old.name not in wanted:
+            old.unlink()
+    return 0
+
+
+def run_feature(params: Params, feature: str, root: str | Path = ".", progress: bool = True) -> int:
+    lay = layout(params, root)
+    entries = read_manifest(lay.clips_csv)
+    summary = run_extraction(
+        feature,
+        params.section(feature),
+        entries,
+        corpus_root=Path(root) / params.corpus.root,
+        out_dir=lay.features_dir(feature),
+        cache_dir=lay.cache_dir,
+        runner=params.runner,
+        progress=progress,
+    )
+    write_failures(lay.failures_csv(feature), summary.failures)
+    dump_json(lay.metrics_json(feature), summary.metrics())
+    if summary.failures:
+        log.warning(
+            "%s: %d clip(s) failed; see %s",
+            feature,
+            len(summary.failures),
+            lay.failures_csv(feature),
+        )
+    return 1 if (params.runner.strict and summary.failures) else 0
