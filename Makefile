@@ -1,0 +1,31 @@
+# Two entry points (see README):  make repro   |   make test
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup repro test lint bench clean-cache
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Rebuild everything on the shipped sample corpus: manifests, folds, features, training, reports.
+repro: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc metrics show
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check pipeline stages tests bench scripts
+
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py
+
+clean-cache:
+	rm -rf data/cache

@@ -1,0 +1,72 @@
+"""Shared fixtures: the shipped sample corpus, a project root in a temp dir, seeding."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "data" / "sample"
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    random.seed(0)
+    np.random.seed(0)
+    try:
+        import torch
+
+        torch.manual_seed(0)
+    except ImportError:  # torch is a declared dependency; tests that need it import it
+        pass
+
+
+@pytest.fixture(scope="session")
+def sample_dir() -> Path:
+    """The RAVDESS-format sample corpus shipped in git."""
+    if not any(SAMPLE.glob("Actor_*/*.mp4")):
+        pytest.fail(f"sample corpus missing under {SAMPLE}; run scripts/make_sample_corpus.py")
+    return SAMPLE
+
+
+@pytest.fixture(scope="session")
+def sample_clips(sample_dir: Path) -> list[Path]:
+    return sorted(sample_dir.glob("Actor_*/*.mp4"))
+
+
+def make_project(tmp: Path, clips: list[Path], params_overrides: dict | None = None) -> Path:
+    """A project root in ``tmp``: params.yaml (the repo's, with overrides) and a corpus made
+    of copies of ``clips`` in their Actor_XX folders. Returns the root."""
+    import yaml
+
+    corpus = tmp / "corpus"
+    for c in clips:
+        dst = corpus / c.parent.name / c.name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(c, dst)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["corpus"]["root"] = str(corpus)
+    params["runner"]["cache_dir"] = str(tmp / "cache")
+    for section, values in (params_overrides or {}).items():
+        if isinstance(values, dict) and isinstance(params.get(section), dict):
+            params[section].update(values)
+        else:
+            params[section] = values
+    (tmp / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return tmp
+
+
+@pytest.fixture
+def project_factory(tmp_path: Path):
+    def factory(clips: list[Path], **overrides) -> Path:
+        return make_project(tmp_path, clips, overrides)
+
+    return factory
+
+
+os.environ.setdefault("TQDM_DISABLE", "1")
