@@ -10,13 +10,18 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import h5py
+
 from .config import Params
 from .corpora import get_adapter
+from .features import get_extractor_class
 from .folds import fold_manifest
 from .ingest import ingest
 from .manifest import dump_json, read_manifest, write_failures, write_manifest
 from .paths import Layout
 from .runner import run_extraction
+from .store import FeatureReader
+from .store.format import CLIPS_GROUP
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +32,9 @@ def layout(params: Params, root: str | Path = ".") -> Layout:
 
 def run_ingest(params: Params, root: str | Path = ".") -> int:
     lay = layout(params, root)
-    adapter = get_adapter(params.corpus.adapter, Path(root) / params.corpus.root)
+    adapter = get_adapter(
+        params.corpus.adapter, Path(root) / params.corpus.root, params.corpus.options
+    )
     result = ingest(adapter)
     if not result.entries:
         raise SystemExit(f"ingest: no clips found under {adapter.root}")
@@ -67,7 +74,13 @@ def run_folds(params: Params, root: str | Path = ".") -> int:
     return 0
 
 
-def run_feature(params: Params, feature: str, root: str | Path = ".", progress: bool = True) -> int:
+def run_feature(
+    params: Params,
+    feature: str,
+    root: str | Path = ".",
+    progress: bool = True,
+    out_dir: Path | None = None,
+) -> int:
     lay = layout(params, root)
     entries = read_manifest(lay.clips_csv)
     summary = run_extraction(
@@ -75,13 +88,15 @@ def run_feature(params: Params, feature: str, root: str | Path = ".", progress: 
         params.section(feature),
         entries,
         corpus_root=Path(root) / params.corpus.root,
-        out_dir=lay.features_dir(feature),
+        out_dir=out_dir or lay.features_dir(feature),
         cache_dir=lay.cache_dir,
         runner=params.runner,
         progress=progress,
     )
     write_failures(lay.failures_csv(feature), summary.failures)
-    dump_json(lay.metrics_json(feature), summary.metrics())
+    metrics = summary.metrics()
+    metrics.update(extractor_metrics(feature, out_dir or lay.features_dir(feature)))
+    dump_json(lay.metrics_json(feature), metrics)
     if summary.failures:
         log.warning(
             "%s: %d clip(s) failed; see %s",
@@ -90,3 +105,19 @@ def run_feature(params: Params, feature: str, root: str | Path = ".", progress: 
             lay.failures_csv(feature),
         )
     return 1 if (params.runner.strict and summary.failures) else 0
+
+
+def extractor_metrics(feature: str, feature_dir: Path) -> dict:
+    """The extractor's own corpus metrics: its ``summed_attrs`` summed over the clips in the
+    written shards (cached clips included), through ``corpus_metrics``."""
+    cls = get_extractor_class(feature)
+    if not cls.summed_attrs:
+        return {}
+    sums = dict.fromkeys(cls.summed_attrs, 0.0)
+    with FeatureReader(feature_dir) as reader:
+        for name in reader.index["shards"]:
+            with h5py.File(reader.dir / name, "r") as f:
+                for group in f[CLIPS_GROUP].values():
+                    for key in cls.summed_attrs:
+                        sums[key] += float(group.attrs.get(key, 0))
+    return cls.corpus_metrics(sums)

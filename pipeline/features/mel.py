@@ -13,6 +13,7 @@ Output ``mel``: float32 (T, n_mels). ``timestamps``: centre of each frame in sec
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -75,6 +76,13 @@ class MelConfig:
         return self.paper if self.variant == "paper" else self.code
 
 
+@functools.lru_cache(maxsize=8)
+def _mel_basis(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
+    import librosa
+
+    return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)
+
+
 def mel_features(wav: np.ndarray, s: MelSettings, hop: int) -> np.ndarray:
     """(T, n_mels) float32 mel features of a mono waveform at ``s.sample_rate``."""
     import librosa
@@ -85,7 +93,7 @@ def mel_features(wav: np.ndarray, s: MelSettings, hop: int) -> np.ndarray:
     spec = np.abs(
         librosa.stft(y, n_fft=s.n_fft, hop_length=hop, win_length=s.win_length, center=True)
     )
-    basis = librosa.filters.mel(sr=s.sample_rate, n_fft=s.n_fft, n_mels=s.n_mels)
+    basis = _mel_basis(s.sample_rate, s.n_fft, s.n_mels)
     if s.scaling == "dctts":
         mel = basis @ spec
         db = 20.0 * np.log10(np.maximum(1e-5, mel))
@@ -125,10 +133,11 @@ class MelExtractor(Extractor):
         s = self.config.active
         hop = self.hop_for(source)
         wav = clip_waveform(source, s.sample_rate)
-        feats = mel_features(wav, s, hop)
-        times = np.arange(len(feats)) * hop / s.sample_rate
         step = s.frame_step
-        feats, times = feats[::step], times[::step]
+        # Keeping one frame in `step` of a hop-`hop` STFT is the STFT with hop `hop * step`
+        # (same centred frames), computed directly.
+        feats = mel_features(wav, s, hop * step)
+        times = np.arange(len(feats)) * hop * step / s.sample_rate
         valid = np.ones(len(feats), dtype=bool)
         if s.fixed_length:
             n = s.fixed_length

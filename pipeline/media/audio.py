@@ -11,7 +11,6 @@ from pathlib import Path
 import av
 import numpy as np
 
-
 _WARMUP = 0.2  # seconds decoded before a cut's start
 
 
@@ -40,11 +39,11 @@ def decode_audio(
         if not container.streams.audio:
             raise AudioDecodeError(f"{path}: no audio track")
         stream = container.streams.audio[0]
-        layout = "mono" if mono else stream.codec_context.layout.name
         native = int(stream.codec_context.sample_rate or sample_rate)
         # Decode at the native rate, cut there, then resample the cut with soxr: a cut and the
-        # same stretch of a whole-file decode then hold the same samples.
-        resampler = av.AudioResampler(format="flt", layout=layout, rate=native)
+        # same stretch of a whole-file decode then hold the same samples. Planar float output
+        # (AAC, Opus, MP3 decoders) is used as is; other sample formats are converted.
+        resampler = av.AudioResampler(format="fltp", rate=native)
         chunks: list[np.ndarray] = []
         offset: float | None = None  # time of the first decoded sample
         if start > _WARMUP:
@@ -56,17 +55,23 @@ def decode_audio(
             for frame in container.decode(stream):
                 if offset is None:
                     offset = float(frame.time or 0.0) if start > _WARMUP else 0.0
-                for out in resampler.resample(frame):
-                    chunks.append(_planar(out))
+                if frame.format.name == "fltp":
+                    chunks.append(frame.to_ndarray())
+                else:
+                    chunks.extend(o.to_ndarray() for o in resampler.resample(frame))
                 if end > 0 and frame.time is not None and frame.time > end:
                     break
-            for out in resampler.resample(None):
-                chunks.append(_planar(out))
+            chunks.extend(o.to_ndarray() for o in resampler.resample(None))
         except av.FFmpegError as e:
             raise AudioDecodeError(f"{path}: audio decode failed ({e})") from e
     if not chunks:
         raise AudioDecodeError(f"{path}: audio track holds no samples")
-    wav = np.concatenate(chunks, axis=1)
+    chunks = [c for c in chunks if c.size]
+    if not chunks:
+        raise AudioDecodeError(f"{path}: audio track holds no samples")
+    wav = np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
+    if mono and wav.shape[0] > 1:
+        wav = wav.mean(axis=0, keepdims=True)
     if start > 0 or end > 0:
         base = offset or 0.0
         s = max(0, int(round((start - base) * native)))
@@ -79,12 +84,3 @@ def decode_audio(
 
         wav = np.ascontiguousarray(soxr.resample(wav.T, native, sample_rate).T, dtype=np.float32)
     return wav[0] if mono else wav
-
-
-def _planar(frame: av.AudioFrame) -> np.ndarray:
-    """(channels, samples) float32 from a packed or planar resampled frame."""
-    arr = frame.to_ndarray()
-    channels = frame.layout.nb_channels
-    if frame.format.is_planar:
-        return arr.astype(np.float32, copy=False)
-    return arr.reshape(-1, channels).T.astype(np.float32, copy=False)

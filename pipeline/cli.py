@@ -1,0 +1,239 @@
+"""The ``mer`` command: every stage outside DVC, plus tools to look at what was written.
+
+Exit codes: 0 success; 1 some clips failed and ``--strict`` (or ``runner.strict``) was set,
+or ``verify`` found a problem; 2 bad arguments or parameters; 3 missing input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config import ConfigError, Params, params_from_dict
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MISSING = 0, 1, 2, 3
+
+
+def _set_override(raw: dict[str, Any], assignment: str) -> None:
+    if "=" not in assignment:
+        raise ConfigError(f"--set takes KEY=VALUE (dotted key), got {assignment!r}")
+    key, value = assignment.split("=", 1)
+    node = raw
+    parts = key.split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {key}: {p} is not a section")
+    node[parts[-1]] = yaml.safe_load(value) if value != "" else ""
+
+
+def load_cli_params(args: argparse.Namespace) -> Params:
+    path = Path(args.params)
+    raw: dict[str, Any] = {}
+    if path.exists():
+        raw = yaml.safe_load(path.read_text()) or {}
+    elif args.params != "params.yaml":
+        raise ConfigError(f"parameter file not found: {path}")
+    for assignment in args.set or []:
+        _set_override(raw, assignment)
+    if getattr(args, "corpus", None):
+        raw.setdefault("corpus", {})["root"] = args.corpus
+    if getattr(args, "adapter", None):
+        raw.setdefault("corpus", {})["adapter"] = args.adapter
+    if getattr(args, "name", None):
+        raw.setdefault("corpus", {})["name"] = args.name
+    params = params_from_dict(raw)
+    if getattr(args, "jobs", None):
+        params = dataclasses.replace(
+            params, runner=dataclasses.replace(params.runner, n_jobs=args.jobs)
+        )
+    if getattr(args, "strict", False):
+        params = dataclasses.replace(
+            params, runner=dataclasses.replace(params.runner, strict=True)
+        )
+    return params
+
+
+def _emit(args: argparse.Namespace, obj: Any, text: str) -> None:
+    if args.json:
+        print(json.dumps(obj, indent=2, sort_keys=True, default=str))
+    elif not args.quiet:
+        print(text)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from .workflow import layout, run_ingest
+
+    params = load_cli_params(args)
+    code = run_ingest(params, args.root)
+    lay = layout(params, args.root)
+    _emit(args, {"manifest": str(lay.clips_csv), "exit": code}, f"wrote {lay.clips_csv}")
+    return code
+
+
+def cmd_folds(args: argparse.Namespace) -> int:
+    from .workflow import layout, run_folds
+
+    params = load_cli_params(args)
+    code = run_folds(params, args.root)
+    lay = layout(params, args.root)
+    _emit(args, {"folds": str(lay.folds_dir)}, f"wrote {lay.folds_dir}")
+    return code
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from .manifest import read_failures
+    from .workflow import layout, run_feature, run_ingest
+
+    params = load_cli_params(args)
+    lay = layout(params, args.root)
+    if args.ingest or not lay.clips_csv.exists():
+        run_ingest(params, args.root)
+    code = 0
+    for feature in args.features:
+        out = Path(args.out) / feature if args.out else None
+        code = max(code, run_feature(params, feature, args.root, progress=not args.quiet,
+                                     out_dir=out))
+        fails = read_failures(lay.failures_csv(feature))
+        where = out or lay.features_dir(feature)
+        _emit(args, {"feature": feature, "out": str(where), "failed": len(fails)},
+              f"{feature}: wrote {where} ({len(fails)} failed clip(s), see "
+              f"{lay.failures_csv(feature)})")
+    return code
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from .inspect import describe
+
+    info = describe(Path(args.path))
+    if args.json:
+        print(json.dumps(info, indent=2, sort_keys=True, default=str))
+    elif not args.quiet:
+        print(yaml.safe_dump(info, sort_keys=False, width=100).rstrip())
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .inspect import verify
+
+    problems = verify(Path(args.path), manifest=Path(args.manifest) if args.manifest else None)
+    _emit(args, {"ok": not problems, "problems": problems},
+          "OK" if not problems else "\n".join(problems))
+    return EXIT_OK if not problems else EXIT_FAILED
+
+
+def _optional(module: str, attr: str, what: str):
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ModuleNotFoundError, AttributeError) as e:
+        raise SystemExit(f"mer: {what} is not available in this installation ({e})") from e
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    montage = _optional("pipeline.qa.montage", "montage", "mer show")
+    params = load_cli_params(args)
+    from .workflow import layout
+
+    lay = layout(params, args.root)
+    out = Path(args.out or f"{args.what}-{args.clip}.png")
+    faces = lay.features_dir("faces")
+    marks = lay.features_dir("landmarks") if args.what == "landmarks" else None
+    montage(faces, args.clip, out, landmarks_dir=marks)
+    _emit(args, {"png": str(out)}, f"wrote {out}")
+    return EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    run = _optional("pipeline.training.workflow", "run_pretrain", "mer train")
+    return int(run(load_cli_params(args), args.root) or 0)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    run = _optional("pipeline.training.workflow", "run_evaluate", "mer evaluate")
+    return int(run(load_cli_params(args), args.root) or 0)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    run = _optional("pipeline.qa.report", "run_report", "mer report")
+    return int(run(load_cli_params(args), args.root) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--params", default="params.yaml", help="parameter file")
+    common.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="override a parameter, e.g. --set mel.variant=code (repeatable)")
+    common.add_argument("--root", default=".", help="project root for manifests/ and data/")
+    common.add_argument("--corpus", help="corpus folder (sets corpus.root)")
+    common.add_argument("--adapter", help="corpus adapter (sets corpus.adapter)")
+    common.add_argument("--name", help="corpus name used in output paths (sets corpus.name)")
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress, no output")
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+    ap = argparse.ArgumentParser(
+        prog="mer", description="Multimodal emotion recognition feature pipeline.",
+        epilog="Exit codes: 0 ok, 1 failures (strict) or verify problems, 2 usage, 3 missing.",
+    )
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("ingest", parents=[common], help="corpus -> manifests/<corpus>/clips.csv")
+    p.add_argument("--strict", action="store_true")
+    p.set_defaults(func=cmd_ingest)
+    p = sub.add_parser("folds", parents=[common], help="fold manifests from clips.csv")
+    p.set_defaults(func=cmd_folds)
+    p = sub.add_parser("extract", parents=[common], help="run extraction stage(s) outside DVC")
+    p.add_argument("features", nargs="+", metavar="STAGE", help="mel, spectrogram, ...")
+    p.add_argument("--out", help="write STAGE's shards to OUT/STAGE instead of data/features")
+    p.add_argument("--ingest", action="store_true", help="re-ingest the corpus first")
+    p.add_argument("-j", "--jobs", type=int, help="worker processes (runner.n_jobs)")
+    p.add_argument("--strict", action="store_true", help="exit 1 if any clip failed")
+    p.set_defaults(func=cmd_extract)
+    p = sub.add_parser("inspect", parents=[common], help="what a shard or feature dir holds")
+    p.add_argument("path")
+    p.set_defaults(func=cmd_inspect)
+    p = sub.add_parser("verify", parents=[common], help="check a feature directory")
+    p.add_argument("path")
+    p.add_argument("--manifest", help="clips.csv whose clips must all be present")
+    p.set_defaults(func=cmd_verify)
+    p = sub.add_parser("show", parents=[common], help="PNG montage of a clip's crops")
+    p.add_argument("what", choices=["faces", "landmarks"])
+    p.add_argument("clip")
+    p.add_argument("--out", help="PNG path (default WHAT-CLIP.png)")
+    p.set_defaults(func=cmd_show)
+    p = sub.add_parser("train", parents=[common], help="contrastive pretraining")
+    p.set_defaults(func=cmd_train)
+    p = sub.add_parser("evaluate", parents=[common], help="k-fold evaluation")
+    p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("report", parents=[common], help="HTML QA report")
+    p.set_defaults(func=cmd_report)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except ConfigError as e:
+        print(f"mer: bad parameters: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except FileNotFoundError as e:
+        print(f"mer: {e}", file=sys.stderr)
+        return EXIT_MISSING
+    except ValueError as e:
+        print(f"mer: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
