@@ -33,6 +33,7 @@ from .hashing import params_hash
 from .manifest import Failure, ManifestEntry
 from .store import SCHEMA_VERSION, ShardWriter, write_clip_group
 from .store.reader import ShardError
+from .store.writer import fsync_file
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +170,7 @@ def _write_cache(path: Path, task: Task, feats, compression: str) -> None:
             grp = f.create_group(CACHE_GROUP)
             write_clip_group(grp, feats, task.source.sha256, task.cache_key, compression)
             f.attrs["complete"] = True
+        fsync_file(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

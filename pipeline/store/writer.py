@@ -11,14 +11,17 @@ Layout (see docs/FORMAT.md)::
           timestamps              float64 (T,) seconds
           valid                   uint8 (T,) 1 = real data
 
-Every file is written under a ``.tmp`` name and renamed into place once closed, so a crash
-leaves either the old file, no file, or a ``.tmp`` that readers ignore.
+A run writes the whole directory as a hidden sibling (``.<name>.writing-<pid>/``) and swaps
+it into place when the index is written: readers see the old complete directory or the new
+complete one, never a mix, and a crash leaves the old directory (or none) plus a hidden
+leftover that the next run removes.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +101,8 @@ class ShardWriter:
         max_bytes: int = 256 * 2**20,
         compression: Compression = "gzip",
     ) -> None:
-        self.out_dir = Path(out_dir)
+        self.final_dir = Path(out_dir)
+        self.out_dir = self.final_dir.parent / f".{self.final_dir.name}.writing-{os.getpid()}"
         self.feature = feature
         self.params = params
         self.provenance = provenance
@@ -113,11 +117,12 @@ class ShardWriter:
         self._count = 0
 
     def __enter__(self) -> ShardWriter:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        # The directory is incomplete from now until close() writes a new index.
-        (self.out_dir / INDEX_NAME).unlink(missing_ok=True)
-        for stale in self.out_dir.glob("*.tmp"):
-            stale.unlink()
+        self.final_dir.parent.mkdir(parents=True, exist_ok=True)
+        for stale in self.final_dir.parent.glob(f".{self.final_dir.name}.*-*"):
+            if not _pid_alive(stale.name.rsplit("-", 1)[-1]):
+                shutil.rmtree(stale, ignore_errors=True)
+        shutil.rmtree(self.out_dir, ignore_errors=True)
+        self.out_dir.mkdir()
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -151,6 +156,7 @@ class ShardWriter:
         self._file = None
         tmp = self.out_dir / (self._name + ".tmp")
         final = self.out_dir / self._name
+        fsync_file(tmp)
         os.replace(tmp, final)
         self.shards[self._name] = {"n_clips": self._count, "bytes": final.stat().st_size}
 
@@ -158,7 +164,7 @@ class ShardWriter:
         if self._file is not None:
             self._file.close()
             self._file = None
-            (self.out_dir / (self._name + ".tmp")).unlink(missing_ok=True)
+        shutil.rmtree(self.out_dir, ignore_errors=True)
 
     def _target(self, nbytes: int) -> h5py.File:
         if self._file is not None and self._count and self._bytes + nbytes > self.max_bytes:
@@ -201,8 +207,36 @@ class ShardWriter:
             "shards": self.shards,
             "clips": self.index,
         }
-        # Remove shards of an earlier run that this run did not rewrite.
-        for old in self.out_dir.glob("shard-*.h5"):
-            if old.name not in self.shards:
-                old.unlink()
         atomic_write_text(self.out_dir / INDEX_NAME, json.dumps(index, indent=1, sort_keys=True))
+        _fsync_dir(self.out_dir)
+        old = self.final_dir.parent / f".{self.final_dir.name}.old-{os.getpid()}"
+        if self.final_dir.exists():
+            os.replace(self.final_dir, old)
+        os.replace(self.out_dir, self.final_dir)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def fsync_file(path: Path) -> None:
+    """Flush a closed file's data to disk (so a rename after it survives power loss)."""
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def _pid_alive(pid: str) -> bool:
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return int(pid) != os.getpid()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
