@@ -1,0 +1,1 @@
+"""Quality-assurance views of extracted features: montages and the HTML report."""
