@@ -129,6 +129,22 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return EXIT_OK if not problems else EXIT_FAILED
 
 
+def cmd_export_csd(args: argparse.Namespace) -> int:
+    from .interop.csd import export_csd
+
+    out = export_csd(args.path, args.out, array=args.array or "", dataset=args.dataset or "")
+    _emit(args, {"csd": str(out)}, f"wrote {out}")
+    return EXIT_OK
+
+
+def cmd_import_csd(args: argparse.Namespace) -> int:
+    from .interop.csd import import_csd
+
+    out = import_csd(args.csd, args.out, feature=args.feature or "")
+    _emit(args, {"features": str(out)}, f"wrote {out}")
+    return EXIT_OK
+
+
 def _optional(module: str, attr: str, what: str):
     import importlib
 
@@ -204,6 +220,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path")
     p.add_argument("--manifest", help="clips.csv whose clips must all be present")
     p.set_defaults(func=cmd_verify)
+    p = sub.add_parser("export-csd", parents=[common],
+                       help="feature directory -> CMU Multimodal SDK .csd file")
+    p.add_argument("path", help="feature directory, e.g. data/features/sample/mel")
+    p.add_argument("out", help="the .csd file to write")
+    p.add_argument("--array", help="which array (default: the feature's primary array)")
+    p.add_argument("--dataset", help="dataset name recorded in the .csd metadata")
+    p.set_defaults(func=cmd_export_csd)
+    p = sub.add_parser("import-csd", parents=[common],
+                       help="CMU Multimodal SDK .csd file -> feature directory")
+    p.add_argument("csd")
+    p.add_argument("out", help="feature directory to write")
+    p.add_argument("--feature", help="feature/array name (default: the .csd root name)")
+    p.set_defaults(func=cmd_import_csd)
     p = sub.add_parser("show", parents=[common], help="PNG montage of a clip's crops")
     p.add_argument("what", choices=["faces", "landmarks"])
     p.add_argument("clip")

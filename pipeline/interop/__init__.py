@@ -1,0 +1,1 @@
+"""Exchange features with other tools (CMU Multimodal SDK computational sequences)."""
