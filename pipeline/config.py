@@ -27,6 +27,9 @@ class CorpusConfig:
     name: str = "sample"  # used in paths: manifests/<name>/, data/features/<name>/
     adapter: str = "ravdess"  # one of pipeline.corpora.ADAPTERS
     root: str = "data/sample"  # where the corpus lies on disk
+    # adapter options (keyword arguments of the adapter; see docs/corpora.md), e.g.
+    # iemocap: {classes: all}; folder: {labels_csv: labels.csv, allowed_labels: [...]}
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,7 @@ class IngestConfig:
 @dataclass(frozen=True)
 class FoldScheme:
     name: str
-    kind: Literal["group_kfold", "stratified_kfold", "group_holdout"]
+    kind: Literal["group_kfold", "stratified_kfold", "group_holdout", "predefined"]
     n_folds: int = 10
     # group_holdout: how many groups (actors) go to train / validation / test.
     n_train: int = 0
@@ -49,6 +52,9 @@ class FoldScheme:
     # fraction of the non-test part kept for validation (k-fold kinds); for group kinds it is
     # rounded to whole groups.
     val_fraction: float = 0.1
+    # predefined: the clips.csv column naming each clip's part (train / valid|val / test),
+    # e.g. CMU-MOSEI's SDK standard folds in meta_split.
+    split_by: str = "split"
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,9 @@ Kinds of scheme (``params.yaml`` ``folds.schemes``):
   stratified, from the rest. (RAVDESS "actor-split ✗" and IEMOCAP 8:1:1.)
 - ``group_holdout``: one split with n_train / n_val / n_test groups (the MPUC authors' code:
   18/3/3 RAVDESS actors, seed 42).
+- ``predefined``: one split the corpus defines, read from the ``split_by`` column of each
+  clip (``train``, ``valid``/``val``, ``test``; CMU-MOSEI's SDK standard folds). Clips with
+  another value (none) are in no part.
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ def make_folds(entries: Sequence[ManifestEntry], scheme: FoldScheme, seed: int) 
         return [_group_holdout(entries, scheme, rng)]
     if scheme.kind == "stratified_kfold":
         return _stratified_kfold(entries, scheme, rng)
+    if scheme.kind == "predefined":
+        return [_predefined(entries, scheme)]
     raise FoldError(f"unknown scheme kind {scheme.kind!r}")
 
 
@@ -101,6 +106,23 @@ def _group_holdout(entries, scheme: FoldScheme, rng) -> Fold:
     return Fold(*(_ids(members, sorted(gs)) for gs in (train_g, val_g, test_g)))
 
 
+_PARTS = {"train": 0, "valid": 1, "val": 1, "validation": 1, "dev": 1, "test": 2}
+
+
+def _predefined(entries, scheme: FoldScheme) -> Fold:
+    parts: list[list[str]] = [[], [], []]
+    for e in entries:
+        value = _group_of(e, scheme.split_by).strip().lower()
+        if value in _PARTS:
+            parts[_PARTS[value]].append(e.clip_id)
+    if not parts[0] or not parts[2]:
+        raise FoldError(
+            f"scheme {scheme.name}: column {scheme.split_by!r} puts {len(parts[0])} clips in "
+            f"train and {len(parts[2])} in test; both need clips (values: train, valid, test)"
+        )
+    return Fold(*(sorted(p) for p in parts))
+
+
 def _ids(members: dict[str, list[str]], groups: list[str]) -> list[str]:
     return sorted(cid for g in groups for cid in members[g])
 
@@ -146,14 +168,14 @@ def check_folds(entries: Sequence[ManifestEntry], folds: list[Fold], scheme: Fol
         parts = [set(f.train), set(f.val), set(f.test)]
         if any(parts[a] & parts[b] for a, b in ((0, 1), (0, 2), (1, 2))):
             raise FoldError(f"{scheme.name} fold {i}: a clip is in two parts")
-        if scheme.kind != "group_holdout" and set().union(*parts) != all_ids:
+        if scheme.kind not in ("group_holdout", "predefined") and set().union(*parts) != all_ids:
             raise FoldError(f"{scheme.name} fold {i}: does not cover every clip")
         if scheme.kind.startswith("group"):
             group = {e.clip_id: _group_of(e, scheme.group_by) for e in entries}
             gs = [{group[c] for c in p} for p in parts]
             if gs[0] & gs[1] or gs[0] & gs[2] or gs[1] & gs[2]:
                 raise FoldError(f"{scheme.name} fold {i}: a {scheme.group_by} is in two parts")
-    if scheme.kind != "group_holdout":
+    if scheme.kind not in ("group_holdout", "predefined"):
         tests = [c for f in folds for c in f.test]
         if sorted(tests) != sorted(all_ids):
             raise FoldError(f"{scheme.name}: not every clip is in exactly one test fold")

@@ -26,6 +26,8 @@ def ingest(adapter: CorpusAdapter) -> IngestResult:
     entries: list[ManifestEntry] = []
     failures: list[Failure] = []
     seen: set[str] = set()
+    # utterances cut from one long file (IEMOCAP dialogs, MOSEI videos): probe and hash it once
+    probed: dict[Path, tuple] = {}
     for clip in adapter.clips():
         if clip.clip_id in seen:
             failures.append(Failure(clip.clip_id, "ingest", "duplicate clip id", "ValueError"))
@@ -33,8 +35,9 @@ def ingest(adapter: CorpusAdapter) -> IngestResult:
         seen.add(clip.clip_id)
         try:
             path = _inside(adapter.root, clip.path)
-            info = probe(path)
-            sha = file_sha256(path)
+            if path not in probed:
+                probed[path] = (probe(path), file_sha256(path))
+            info, sha = probed[path]
         except (ProbeError, ValueError, OSError) as e:
             log.warning("ingest: %s: %s", clip.clip_id, e)
             failures.append(Failure(clip.clip_id, "ingest", str(e), type(e).__name__))

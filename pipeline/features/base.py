@@ -51,6 +51,9 @@ class Extractor(ABC):
     version: ClassVar[str] = "1"  # bump when the output of the same params changes
     primary: ClassVar[str]  # name of the main array in ClipFeatures.arrays
     libraries: ClassVar[tuple[str, ...]] = ("numpy",)  # distributions recorded as provenance
+    # Numeric ClipFeatures.attrs that the stage sums over the corpus's clips into its metrics
+    # JSON (e.g. words: n_tokens, n_oov), passed through corpus_metrics().
+    summed_attrs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Any = None) -> None:
         self.config = config if config is not None else self.config_class()
@@ -68,6 +71,11 @@ class Extractor(ABC):
     def params(self) -> dict[str, Any]:
         """The parameters that define the output (stored in every shard, part of the cache key)."""
         return to_dict(self.config)
+
+    @classmethod
+    def corpus_metrics(cls, sums: dict[str, float]) -> dict[str, Any]:
+        """Stage metrics from the sums of ``summed_attrs`` (default: the sums themselves)."""
+        return dict(sums)
 
     def model_token(self) -> str:
         """Identifies the model weights in use (e.g. the weights file hash); '' if none."""

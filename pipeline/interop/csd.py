@@ -24,9 +24,11 @@ from ..corpora import safe_clip_id
 from ..store import ClipFeatures, FeatureReader, ShardWriter
 
 
+@contextlib.contextmanager
 def _quiet():
-    """mmsdk prints coloured status lines for every step; keep them off the user's terminal."""
-    return contextlib.redirect_stdout(io.StringIO())
+    """mmsdk prints status lines and progress bars for every step; keep them off the terminal."""
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        yield
 
 
 def _intervals(ts: np.ndarray) -> np.ndarray:
