@@ -1,0 +1,1 @@
+"""Text: tokenising transcripts, word alignments, subtitle sidecars, word vectors."""
