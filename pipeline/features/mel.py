@@ -90,6 +90,8 @@ def mel_features(wav: np.ndarray, s: MelSettings, hop: int) -> np.ndarray:
     y = wav.astype(np.float32)
     if s.preemphasis > 0:
         y = np.append(y[:1], y[1:] - s.preemphasis * y[:-1])
+    if len(y) < s.n_fft:  # a clip shorter than one window still gives one (padded) frame
+        y = np.pad(y, (0, s.n_fft - len(y)))
     spec = np.abs(
         librosa.stft(y, n_fft=s.n_fft, hop_length=hop, win_length=s.win_length, center=True)
     )

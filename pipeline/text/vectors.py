@@ -148,6 +148,7 @@ def _load(cfg: VectorsConfig, path: Path):
     log.info("loading %s word vectors from %s", fmt, path)
     try:
         if fmt == "glove":
+            _check_glove_text(path)
             return KeyedVectors.load_word2vec_format(
                 str(path), binary=False, no_header=True, limit=limit
             )
@@ -168,6 +169,33 @@ def _load(cfg: VectorsConfig, path: Path):
     except (ValueError, UnicodeDecodeError, EOFError, OSError) as e:
         raise VectorsError(f"cannot read {fmt} vectors from {path}: {e}") from e
     raise VectorsError(f"unknown vectors format {fmt!r}")
+
+
+def _check_glove_text(path: Path, lines: int = 200) -> None:
+    """Refuse a file that is not GloVe text before gensim reads it: gensim broadcasts a short
+    row silently, and a word2vec header line would make every vector one number long."""
+    counts = []
+    with open(path, "rb") as f:
+        for _ in range(lines):
+            line = f.readline()
+            if not line:
+                break
+            counts.append(len(line.rstrip(b"\r\n").split(b" ")))
+    if not counts:
+        raise VectorsError(f"cannot read glove vectors from {path}: the file is empty")
+    first = counts[0]
+    if first == 2 and len(counts) > 1 and counts[1] > 2:
+        raise VectorsError(
+            f"cannot read glove vectors from {path}: the first line looks like a word2vec "
+            f"header ('count dim'); use format word2vec with binary: false"
+        )
+    bad = next((i for i, c in enumerate(counts) if c != first or c < 2), None)
+    if bad is not None:
+        raise VectorsError(
+            f"cannot read glove vectors from {path}: line {bad + 1} has {counts[bad] - 1} "
+            f"numbers where line 1 has {first - 1} (not a GloVe text file: one word and its "
+            f"numbers per line, separated by single spaces)"
+        )
 
 
 def from_arrays(matrix: np.ndarray, words: list[str]):
