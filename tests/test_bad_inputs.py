@@ -50,8 +50,9 @@ def test_folder_corpus_with_odd_names_and_tiny_and_broken_files(
     lay = Layout("mine", root=root)
     entries = {e.clip_id: e for e in read_manifest(lay.clips_csv)}
     assert len(entries) == 3  # the two videos and the blip; the broken files are failures
-    assert "Zo_Salda_a_take_1_final" in entries and "blip" in entries
-    assert entries["Zo_Salda_a_take_1_final"].path == "Zoë Saldaña/take 1 (final).mp4"
+    assert "Zoe_Saldana_take_1_final" in entries and "blip" in entries
+    assert entries["Zoe_Saldana_take_1_final"].path == "Zoë Saldaña/take 1 (final).mp4"
+    assert any(c.startswith("clip_") for c in entries)  # 日本語.mp4: an id from its hash
     with open(lay.failures_csv("ingest")) as f:
         ingest_fail = {r["clip_id"]: r["reason"] for r in csv.DictReader(f)}
     assert "not a readable media file" in ingest_fail["notes"]

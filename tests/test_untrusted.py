@@ -29,7 +29,8 @@ def test_manifest_paths_cannot_escape_the_corpus_root(tmp_path):
     ("Ses01F_impro01_F000", "Ses01F_impro01_F000"),
     ("../../etc/passwd", "etc_passwd"),
     ("a/b c", "a_b_c"),
-    ("émotion clip #1", "motion_clip_1"),
+    ("émotion clip #1", "emotion_clip_1"),
+    ("日本語", "clip_" + __import__("hashlib").sha1("日本語".encode()).hexdigest()[:12]),
     ("/clips/x", "clips_x"),
 ])
 def test_clip_ids_are_sanitised(raw, want):

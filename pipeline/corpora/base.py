@@ -6,7 +6,9 @@ media: probing (duration, fps, sample rate) is the ingest stage's job.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,10 +18,17 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def safe_clip_id(raw: str) -> str:
-    """A clip id usable as an HDF5 name and a file name: [A-Za-z0-9._-], no leading dot."""
-    cid = _UNSAFE.sub("_", raw).strip("._")
-    if not cid:
-        raise ValueError(f"cannot make a clip id from {raw!r}")
+    """A clip id usable as an HDF5 name and a file name: [A-Za-z0-9._-], no leading dot.
+
+    Accents are dropped (``Zoë`` -> ``Zoe``), other characters become ``_``; a name with no
+    ASCII letter or digit at all (``日本語``) gets a stable id from its hash.
+    """
+    if not raw:
+        raise ValueError("cannot make a clip id from an empty name")
+    ascii_ = unicodedata.normalize("NFKD", raw).encode("ascii", "ignore").decode()
+    cid = _UNSAFE.sub("_", ascii_).strip("._")
+    if not any(ch.isalnum() for ch in cid):
+        cid = "clip_" + hashlib.sha1(raw.encode("utf-8")).hexdigest()[:12]
     return cid
 
 
