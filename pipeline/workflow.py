@@ -83,6 +83,10 @@ def run_feature(
 ) -> int:
     lay = layout(params, root)
     entries = read_manifest(lay.clips_csv)
+    if feature == "landmarks":  # its boxes come from this corpus's faces shards
+        from .features.landmarks import with_faces_dir
+
+        params = with_faces_dir(params, root)
     summary = run_extraction(
         feature,
         params.section(feature),

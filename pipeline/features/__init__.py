@@ -36,8 +36,7 @@ def make_extractor(name: str, config: object = None) -> Extractor:
     return cls(config)
 
 
-from . import mel, spectrogram, words  # noqa: E402,F401  (registration)
-from . import faces  # noqa: E402,F401  (registration)
+from . import faces, landmarks, mel, spectrogram, words  # noqa: E402,F401  (registration)
 
 __all__ = [
     "EXTRACTORS",

@@ -26,7 +26,7 @@ def array_checksum(arr: np.ndarray) -> str:
     """sha256 of the array's C-order bytes, prefixed with dtype and shape."""
     a = np.ascontiguousarray(arr)
     h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
-    h.update(a.tobytes())
+    h.update(memoryview(a).cast("B") if a.size else b"")
     return h.hexdigest()
 
 

@@ -1,0 +1,324 @@
+"""Visual stages throughput: decode alone, faces and landmarks, in one run, at the default
+params (the repository's params.yaml), with peak memory.
+
+Media: the sample corpus (64 clips, 192x192) and a 1280x720 30 fps talking-head clip this
+script generates (``--seconds``, default 30 s; a real face moving, see
+pipeline.media.synthetic). Each figure is the median of ``--reps`` runs, interleaved so that
+load from other processes hits all of them alike. ``fps`` is frames per wall-clock second;
+``cpu_fps`` frames per second of this process's CPU time (less sensitive to a busy machine).
+
+- decode: the video decoded to the codec's frames (``iter_decoded``), and also converted to
+  RGB arrays (``iter_frames``).
+- faces: the faces extractor at the defaults; its share of time per step (decode, colour
+  conversion, key-frame detection, following, crops).
+- landmarks: the landmarks extractor (dlib backend) on the faces above, decode included.
+- memory: each stage again in its own process on the long clip and on its first third,
+  peak RSS (VmHWM) and the RSS after loading models.
+- agreement: box IoU of the faces extractor with facenet-pytorch's MTCNN called on every
+  full-size frame (every ``--iou-every``-th frame).
+- the share of frames with a face in every sample clip (the corpus target is >= 95 %).
+
+Prints a summary and saves JSON to ``bench/results/visual.json``.
+
+    .venv/bin/python bench/bench_visual.py [--seconds 30] [--reps 3] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from pipeline.config import load_params, to_dict  # noqa: E402
+from pipeline.features import ClipSource, make_extractor  # noqa: E402
+from pipeline.media.synthetic import encode_video, talking_head_frames  # noqa: E402
+from pipeline.media.video import iter_decoded, iter_frames  # noqa: E402
+from pipeline.store import ShardWriter  # noqa: E402
+from pipeline.vision.boxes import iou  # noqa: E402
+
+
+def _status_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _timed(fn) -> tuple[object, float, float]:
+    w, c = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - w, time.process_time() - c
+
+
+def _source(path: Path, **kw) -> ClipSource:
+    return ClipSource(clip_id=path.stem, path=path.resolve(), **kw)
+
+
+def _extractors(faces_dir: Path | None = None):
+    params = load_params(REPO / "params.yaml")
+    faces = make_extractor("faces", params.section("faces"))
+    faces.ensure_setup()
+    lm_cfg = to_dict(params.section("landmarks"))
+    lm_cfg["faces_dir"] = str(faces_dir) if faces_dir else ""
+    landmarks = make_extractor("landmarks", lm_cfg)
+    return faces, landmarks
+
+
+def _write_faces(faces, results: dict[str, tuple[ClipSource, object]], out_dir: Path) -> None:
+    """Faces shards as the runner writes them, for the landmarks extractor to read."""
+    with ShardWriter(
+        out_dir,
+        feature="faces",
+        params={"feature": "faces", **faces.cache_token()},
+        provenance=faces.provenance(),
+        primary="crops",
+    ) as w:
+        for cid, (src, feats) in results.items():
+            w.add(cid, feats, source_sha256=src.sha256)
+
+
+def _decode(path: Path, **kw) -> int:
+    return sum(1 for _ in iter_decoded(path, **kw))
+
+
+def _decode_rgb(path: Path, **kw) -> int:
+    return sum(1 for _ in iter_frames(path, **kw))
+
+
+def _fps(frames: int, seconds: list[float]) -> float:
+    return round(frames / statistics.median(seconds), 1)
+
+
+def long_clip_speed(clip: Path, reps: int, work: Path) -> dict:
+    faces, _ = _extractors()
+    src = _source(clip)
+    faces.extract(_source(clip, end=0.5))  # warm-up (first-call costs are not throughput)
+    wall = {"decode": [], "decode_rgb": [], "faces": []}
+    cpu = {k: [] for k in wall}
+    n = feats = None
+    for _ in range(reps):
+        n, w, c = _timed(lambda: _decode(clip))
+        wall["decode"].append(w)
+        cpu["decode"].append(c)
+        _, w, c = _timed(lambda: _decode_rgb(clip))
+        wall["decode_rgb"].append(w)
+        cpu["decode_rgb"].append(c)
+        feats, w, c = _timed(lambda: faces.extract(src))
+        wall["faces"].append(w)
+        cpu["faces"].append(c)
+    steps = dict(faces.last_tracker.seconds)
+    faces_dir = work / "faces_long"
+    _write_faces(faces, {src.clip_id: (src, feats)}, faces_dir)
+    _, landmarks = _extractors(faces_dir)
+    landmarks.ensure_setup()
+    wall["landmarks"], cpu["landmarks"] = [], []
+    for _ in range(max(1, reps - 1)):
+        _, w, c = _timed(lambda: landmarks.extract(src))
+        wall["landmarks"].append(w)
+        cpu["landmarks"].append(c)
+    fps = {k: _fps(n, v) for k, v in wall.items()}
+    cpu_fps = {k: _fps(n, v) for k, v in cpu.items()}
+    total = statistics.median(wall["faces"])
+    inside = sum(steps.values())
+    breakdown = {"decode_and_other": round(max(0.0, total - inside) / total, 3)}
+    breakdown.update({k: round(v / total, 3) for k, v in steps.items()})
+    return {
+        "frames": n,
+        "fps": fps,
+        "cpu_fps": cpu_fps,
+        "faces_over_decode": round(fps["faces"] / fps["decode"], 3),
+        "faces_over_decode_cpu": round(cpu_fps["faces"] / cpu_fps["decode"], 3),
+        "faces_over_decode_rgb": round(fps["faces"] / fps["decode_rgb"], 3),
+        "faces_time_share": breakdown,
+        "face_rate": feats.attrs["face_rate"],
+        "detect_scale": feats.attrs["detect_scale"],
+        "key_frames": feats.attrs["n_key"],
+        "followed": feats.attrs["n_followed"],
+        "redetected": feats.attrs["n_redetected"],
+        "crops_mb": round(feats.arrays["crops"].nbytes / 2**20, 1),
+    }
+
+
+def sample_corpus(clips: list[Path], work: Path) -> dict:
+    faces, _ = _extractors()
+    faces.extract(_source(clips[0]))  # warm-up
+    n = sum(_decode(c) for c in clips)  # warm the file cache too
+    _, w_dec, c_dec = _timed(lambda: [_decode(c) for c in clips])
+    results, rates = {}, {}
+    w_faces = c_faces = 0.0
+    for c in clips:
+        feats, w, cp = _timed(lambda c=c: faces.extract(_source(c)))
+        w_faces += w
+        c_faces += cp
+        results[c.stem] = (_source(c), feats)
+        rates[c.stem] = float(feats.valid.mean())
+    faces_dir = work / "faces_sample"
+    _write_faces(faces, results, faces_dir)
+    _, landmarks = _extractors(faces_dir)
+    landmarks.ensure_setup()
+    _, w_lm, c_lm = _timed(lambda: [landmarks.extract(_source(c)) for c in clips])
+    worst = min(rates, key=rates.get)
+    return {
+        "clips": len(clips),
+        "frames": n,
+        "fps": {
+            "decode": round(n / w_dec, 1),
+            "faces": round(n / w_faces, 1),
+            "landmarks": round(n / w_lm, 1),
+        },
+        "cpu_fps": {
+            "decode": round(n / c_dec, 1),
+            "faces": round(n / c_faces, 1),
+            "landmarks": round(n / c_lm, 1),
+        },
+        "faces_over_decode": round(w_dec / w_faces, 3),
+        "min_face_rate": round(rates[worst], 4),
+        "min_face_rate_clip": worst,
+        "clips_below_95": sorted(k for k, v in rates.items() if v < 0.95),
+    }
+
+
+def agreement(clips: list[Path], every: int) -> dict:
+    """Box IoU of the faces extractor against MTCNN on every ``every``-th full-size frame."""
+    from facenet_pytorch import MTCNN
+
+    faces, _ = _extractors()
+    mtcnn = MTCNN(keep_all=True, device="cpu")
+    overlaps, mismatched, compared = [], 0, 0
+    for clip in clips:
+        feats = faces.extract(_source(clip))
+        for i, (_, rgb) in enumerate(iter_frames(clip)):
+            if i % every:
+                continue
+            b, p = mtcnn.detect(rgb)
+            ours = feats.arrays["boxes"][i]
+            compared += 1
+            if b is None or not np.isfinite(ours).all():
+                mismatched += int((b is None) != (not np.isfinite(ours).all()))
+                continue
+            overlaps.append(float(iou(ours, np.asarray(b[int(np.argmax(p))], np.float64))))
+    o = np.array(overlaps)
+    return {
+        "frames_compared": compared,
+        "face_found_mismatch": mismatched,
+        "iou_mean": round(float(o.mean()), 4),
+        "iou_p5": round(float(np.percentile(o, 5)), 4),
+        "iou_min": round(float(o.min()), 4),
+    }
+
+
+def child(phase: str, clip: Path, end: float, faces_dir: str) -> dict:
+    """One stage in a fresh process: its peak memory."""
+    src = _source(clip, end=end)
+    if phase == "decode":
+        before = _status_mb("VmRSS")
+        n = _decode(clip, end=end)
+    else:
+        faces, landmarks = _extractors(Path(faces_dir) if faces_dir else None)
+        ex = faces if phase == "faces" else landmarks
+        ex.ensure_setup()
+        before = _status_mb("VmRSS")
+        n = ex.extract(src).n_steps
+    return {
+        "phase": phase,
+        "frames": n,
+        "rss_after_setup_mb": round(before, 1),
+        "peak_rss_mb": round(_status_mb("VmHWM"), 1),
+    }
+
+
+def memory(clip: Path, frames: int, faces_dir: Path) -> list[dict]:
+    rows = []
+    third = round(frames / 3 / 30.0, 3)
+    for phase, end in (
+        ("decode", third),
+        ("decode", 0.0),
+        ("faces", third),
+        ("faces", 0.0),
+        ("landmarks", 0.0),
+    ):
+        cmd = [sys.executable, __file__, "--child", phase, str(clip), str(end), str(faces_dir)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+        if proc.returncode:
+            rows.append({"phase": phase, "error": proc.stderr[-1500:]})
+        else:
+            rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seconds", type=float, default=30.0, help="length of the 720p clip")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--iou-every", type=int, default=10, help="0: skip the IoU check")
+    ap.add_argument("--quick", action="store_true", help="10 s clip, 16 sample clips, 1 rep")
+    ap.add_argument("--out", default=str(REPO / "bench/results/visual.json"))
+    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        phase, clip, end, faces_dir = args.child
+        print(json.dumps(child(phase, Path(clip), float(end), faces_dir)))
+        return
+    if args.quick:
+        args.seconds, args.reps = 10.0, 1
+    sample = sorted((REPO / "data/sample").glob("Actor_*/*.mp4"))
+    if args.quick:
+        sample = sample[::4]
+    params = load_params(REPO / "params.yaml")
+    cfg = params.section("faces")
+    out: dict = {
+        "machine": {
+            "cpu_count": __import__("os").cpu_count(),
+            "processor": platform.processor() or platform.machine(),
+            "python": platform.python_version(),
+        },
+        "settings": {
+            "faces": to_dict(cfg),
+            "landmarks_backend": params.section("landmarks").backend,
+            "torch_threads": cfg.torch_threads,
+            "reps": args.reps,
+        },
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        clip = work / "talking_head_1280x720.mp4"
+        n_frames = int(round(args.seconds * 30))
+        t0 = time.perf_counter()
+        encode_video(clip, talking_head_frames(n_frames, 1280, 720, 30.0), fps=30)
+        print(f"generated {clip.name}: {n_frames} frames in {time.perf_counter() - t0:.0f} s")
+        long = long_clip_speed(clip, args.reps, work)
+        out["clip_1280x720"] = {"seconds": args.seconds, **long}
+        print("1280x720:", json.dumps(long))
+        out["memory_1280x720"] = memory(clip, long["frames"], work / "faces_long")
+        print("memory:", json.dumps(out["memory_1280x720"]))
+        out["sample_corpus"] = sample_corpus(sample, work)
+        print("sample corpus:", json.dumps(out["sample_corpus"]))
+        if args.iou_every:
+            out["agreement_1280x720"] = agreement([clip], args.iou_every)
+            out["agreement_sample"] = agreement(sample[::4], max(2, args.iou_every // 2))
+            print("agreement:", out["agreement_1280x720"], out["agreement_sample"])
+    frac = out["clip_1280x720"]["faces_over_decode"]
+    print(
+        f"\nfaces / decode on 1280x720 at defaults (batch {cfg.batch_size}, key frame every "
+        f"{cfg.key_interval}, detection scale {out['clip_1280x720']['detect_scale']}): "
+        f"{frac:.0%} by wall clock, "
+        f"{out['clip_1280x720']['faces_over_decode_cpu']:.0%} by CPU time (target 25 %)"
+    )
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    print(f"saved {args.out}")
+
+
+if __name__ == "__main__":
+    main()

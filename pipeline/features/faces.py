@@ -1,0 +1,337 @@
+"""Face crops: one face per frame found by MTCNN (facenet-pytorch), cut square and resized.
+
+MPUC §III-A takes facial images "extracted by MTCNN" as the input of its R(2+1)D backbone
+(112 x 112 in the authors' code). Frames are decoded as a stream and sampled at ``fps`` (0 =
+every frame of the source). Full MTCNN detection runs on key frames, batched, on a copy of the
+frame scaled down to ``detect_max_side``; the face is followed between key frames by MTCNN's
+O-net at full resolution (see :mod:`pipeline.vision.face_track`). When a frame has several
+faces, the most confident (``select: confidence``) or the largest is kept. The crop is a
+square centred on the face box, ``1 + margin`` times its longer side, cut from the
+full-resolution frame (parts outside the frame are black) and resized to ``crop_size``.
+
+Arrays (T = sampled frames; coordinates in pixels of the upright source frame, x right, y
+down, as facenet-pytorch reports them):
+
+- ``crops``      uint8 (T, S, S, 3) RGB face crops; zeros where there is no face.
+- ``boxes``      float32 (T, 4) face box x1, y1, x2, y2; NaN where there is no face.
+- ``crop_boxes`` float32 (T, 4) the square region each crop was cut from (integers; the crop
+  maps it onto S x S pixels, so a source point p lies at (p - xy1) / side of the crop).
+- ``probs``      float32 (T,) MTCNN face probability; 0 where none was detected.
+- ``points``     float32 (T, 5, 2) MTCNN's five points (left eye, right eye, nose, left and
+  right mouth corner, as seen in the image); NaN where there is no face.
+- ``filled``     bool (T,) the frame had no face and took its face from the nearest frame
+  that had one (``fill_gaps`` > 0 only; its ``probs`` is 0).
+
+``timestamps``: seconds from the clip's start, on the media's time base (time 0 = first audio
+sample; see :mod:`pipeline.media.video`), the same as the audio features'. ``valid``: the frame
+has a face (detected or filled). A clip with no face in any frame fails with a reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from ..config import ConfigError
+from ..media.video import VideoDecodeError, iter_decoded
+from ..store import ClipFeatures
+from . import register
+from .base import ClipSource, ExtractionError, Extractor
+
+if TYPE_CHECKING:
+    from ..vision.face_track import FaceTracker
+
+
+@dataclass(frozen=True)
+class FacesConfig:
+    fps: float = 0.0  # frames sampled per second; 0 = every frame of the source
+    crop_size: int = 112  # crops are crop_size x crop_size (R(2+1)D input in the MPUC code)
+    margin: float = 0.3  # crop side = (1 + margin) x the face box's longer side
+    select: Literal["confidence", "largest"] = "confidence"  # which face when there are several
+    min_prob: float = 0.9  # faces MTCNN scores below this are ignored (stray boxes)
+    # MTCNN settings; min_face_size is in pixels of the detection copy.
+    min_face_size: int = 40
+    thresholds: tuple[float, ...] = (0.6, 0.7, 0.7)
+    factor: float = 0.709
+    detect_max_side: int = 320  # detect on a copy whose longer side is at most this; 0 = full
+    key_interval: int = 10  # full detection every n-th frame, the face followed between; 1 = all
+    refine_rnet: bool = False  # follow with R-net then O-net (instead of O-net alone)
+    batch_size: int = 30  # frames handled together on CPU (holds this many RGB frames)
+    cuda_batch_size: int = 120  # the same on a GPU
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda when available
+    fill_gaps: int = 0  # fill gaps of up to this many frames with no face; 0 = off
+    decode_threads: int = 0  # decoder threads; 0 = FFmpeg's default
+    # torch CPU threads while extracting; 0 = leave torch's setting. MTCNN's small batches
+    # run fastest on one thread per process (parallelism comes from the runner's workers).
+    torch_threads: int = 1
+
+    def validate(self, key: str) -> None:
+        for name in ("crop_size", "min_face_size", "key_interval", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{key}.{name}: must be >= 1, got {getattr(self, name)}")
+        if self.cuda_batch_size < 1:
+            raise ConfigError(f"{key}.cuda_batch_size: must be >= 1")
+        for name in (
+            "fps",
+            "margin",
+            "detect_max_side",
+            "fill_gaps",
+            "decode_threads",
+            "torch_threads",
+        ):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{key}.{name}: must be >= 0, got {getattr(self, name)}")
+        if len(self.thresholds) != 3 or not all(0 <= t <= 1 for t in self.thresholds):
+            raise ConfigError(f"{key}.thresholds: three numbers in [0, 1] (P-, R-, O-net)")
+        if not 0 < self.factor < 1:
+            raise ConfigError(f"{key}.factor: must be in (0, 1), got {self.factor}")
+        if not 0 <= self.min_prob <= 1:
+            raise ConfigError(f"{key}.min_prob: must be in [0, 1], got {self.min_prob}")
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ExtractionError("device 'cuda' requested but torch sees no CUDA device")
+    return device
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch CPU threads (0: unchanged), then restore the setting."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n > 0 and n != before:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+def fill_gaps(valid: np.ndarray, max_gap: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each run of invalid frames of at most ``max_gap`` frames with valid frames on both
+    sides, the index of the nearest valid frame to copy from (the earlier one on ties).
+
+    Returns ``(targets, sources)`` as index arrays.
+    """
+    targets: list[int] = []
+    sources: list[int] = []
+    n = len(valid)
+    i = 0
+    while i < n:
+        if valid[i]:
+            i += 1
+            continue
+        j = i
+        while j < n and not valid[j]:
+            j += 1
+        if i > 0 and j < n and j - i <= max_gap:
+            for t in range(i, j):
+                targets.append(t)
+                sources.append(i - 1 if t - (i - 1) <= j - t else j)
+        i = j
+    return np.array(targets, dtype=int), np.array(sources, dtype=int)
+
+
+def _grow(arr: np.ndarray) -> np.ndarray:
+    """A larger zero array (about 1.5x) holding ``arr``'s rows first."""
+    out = np.zeros((len(arr) * 3 // 2 + 16, *arr.shape[1:]), arr.dtype)
+    out[: len(arr)] = arr
+    return out
+
+
+@register
+class FacesExtractor(Extractor):
+    name = "faces"
+    config_class = FacesConfig
+    primary = "crops"
+    libraries = ("numpy", "torch", "facenet-pytorch", "av", "opencv-python")
+    summed_attrs = ("n_frames", "n_detected", "n_filled")
+
+    @classmethod
+    def corpus_metrics(cls, sums: dict[str, float]) -> dict[str, Any]:
+        n, found = sums.get("n_frames", 0), sums.get("n_detected", 0)
+        return {
+            "frames": int(n),
+            "frames_with_face": int(found),
+            "frames_filled": int(sums.get("n_filled", 0)),
+            "face_rate": round(found / n, 4) if n else 0.0,
+        }
+
+    def __init__(self, config: Any = None) -> None:
+        super().__init__(config)
+        self._buffers: list[np.ndarray] = []
+
+    def setup(self) -> None:
+        from ..vision.mtcnn import FaceDetector
+
+        cfg: FacesConfig = self.config
+        self.device = resolve_device(cfg.device)
+        self.detector = FaceDetector(
+            device=self.device,
+            min_face_size=cfg.min_face_size,
+            thresholds=tuple(cfg.thresholds),
+            factor=cfg.factor,
+            select=cfg.select,
+            min_prob=cfg.min_prob,
+        )
+
+    def _take_buffer(self) -> np.ndarray | None:
+        """A frame buffer a finished clip left (list.pop is atomic: threads never share one)."""
+        try:
+            return self._buffers.pop()
+        except IndexError:
+            return None
+
+    def _expected_frames(self, source: ClipSource) -> int:
+        """Frames the clip should yield, from the manifest (or the container), with slack."""
+        fps, duration = source.fps, source.duration
+        if fps <= 0 or duration <= 0:
+            from ..media import ProbeError, probe
+
+            try:
+                info = probe(source.path)
+                fps, duration = info.fps, info.duration
+            except ProbeError:
+                return 64
+        if source.end > 0:
+            duration = min(duration, source.end) - source.start
+        else:
+            duration -= source.start
+        rate = min(fps, self.config.fps) if self.config.fps > 0 else fps
+        return max(16, int(duration * rate * 1.05) + 16)
+
+    def params(self) -> dict[str, Any]:
+        """The parameters that define the output (thread counts only change the speed)."""
+        from ..config import to_dict
+
+        out = to_dict(self.config)
+        for k in ("decode_threads", "torch_threads"):
+            out.pop(k)
+        return out
+
+    def model_token(self) -> str:
+        try:
+            import importlib.metadata
+
+            return "facenet-pytorch-" + importlib.metadata.version("facenet-pytorch")
+        except importlib.metadata.PackageNotFoundError:
+            return "facenet-pytorch"
+
+    def tracker(self) -> FaceTracker:
+        """A tracker over this extractor's detector and settings, for one clip."""
+        from ..vision.face_track import FaceTracker, TrackSettings
+
+        cfg: FacesConfig = self.config
+        self.ensure_setup()
+        batch = cfg.cuda_batch_size if self.device == "cuda" else cfg.batch_size
+        return FaceTracker(
+            self.detector,
+            buffer=self._take_buffer(),
+            settings=TrackSettings(
+                crop_size=cfg.crop_size,
+                margin=cfg.margin,
+                detect_max_side=cfg.detect_max_side,
+                key_interval=cfg.key_interval,
+                batch_size=batch,
+                refine_rnet=cfg.refine_rnet,
+                min_prob=cfg.min_prob,
+            ),
+        )
+
+    def extract(self, source: ClipSource) -> ClipFeatures:
+        if not source.has_video:
+            raise ExtractionError(f"{source.clip_id}: the media has no video track")
+        self.ensure_setup()
+        with torch_threads(self.config.torch_threads if self.device == "cpu" else 0):
+            return self._extract(source)
+
+    def _extract(self, source: ClipSource) -> ClipFeatures:
+        cfg: FacesConfig = self.config
+        tracker = self.tracker()
+        self.last_tracker = tracker  # its step timings, for benchmarks
+        S = cfg.crop_size
+        times: list[float] = []
+        rows: list[tuple[np.ndarray, np.ndarray, float, np.ndarray]] = []
+        # Crops go straight into one array sized from the expected frame count: np.zeros pages
+        # are only touched when written, so slack costs nothing and peak memory holds one copy
+        # of the output.
+        crops = np.zeros((self._expected_frames(source), S, S, 3), np.uint8)
+        nan4 = np.full(4, np.nan)
+        nan52 = np.full((5, 2), np.nan)
+        frames = iter_decoded(
+            source.path,
+            fps=cfg.fps,
+            start=source.start,
+            end=source.end,
+            threads=cfg.decode_threads,
+        )
+        try:
+            for face in tracker.run(frames):
+                i = len(times)
+                if i == len(crops):
+                    crops = _grow(crops)
+                times.append(face.time - source.start)
+                if face.box is None:
+                    rows.append((nan4, nan4, 0.0, nan52))
+                else:
+                    crops[i] = face.crop
+                    rows.append((face.box, face.region, face.prob, face.points))
+        except VideoDecodeError as e:
+            raise ExtractionError(f"{source.clip_id}: {e}") from e
+        if tracker.frames_buffer is not None:  # one window of frames, kept for the next clip
+            self._buffers.append(tracker.frames_buffer)
+        n = len(times)
+        if n == 0:
+            raise ExtractionError(f"{source.clip_id}: the video holds no frames")
+        boxes = np.array([r[0] for r in rows], np.float32)
+        regions = np.array([r[1] for r in rows], np.float32)
+        probs = np.array([r[2] for r in rows], np.float32)
+        points = np.array([r[3] for r in rows], np.float32)
+        crops_arr = crops[:n]
+        valid = np.isfinite(boxes).all(axis=1)
+        n_detected = int(valid.sum())
+        if n_detected == 0:
+            raise ExtractionError(f"{source.clip_id}: no face found in any of the {n} frames")
+        filled = np.zeros(n, bool)
+        if cfg.fill_gaps > 0:
+            dst, src = fill_gaps(valid, cfg.fill_gaps)
+            if len(dst):
+                crops_arr[dst], boxes[dst], regions[dst] = crops_arr[src], boxes[src], regions[src]
+                points[dst] = points[src]
+                filled[dst] = True
+                valid[dst] = True
+        w, h = tracker.frame_size
+        return ClipFeatures(
+            arrays={
+                "crops": crops_arr,
+                "boxes": boxes,
+                "crop_boxes": regions,
+                "probs": probs,
+                "points": points,
+                "filled": filled,
+            },
+            timestamps=np.array(times, np.float64),
+            valid=valid,
+            attrs={
+                "frame_width": int(w),
+                "frame_height": int(h),
+                "detect_scale": round(tracker.detect_scale, 6),
+                "n_frames": n,
+                "n_detected": n_detected,
+                "n_filled": int(filled.sum()),
+                "face_rate": round(n_detected / n, 6),
+                "device": self.device,
+                **{f"n_{k}": int(v) for k, v in tracker.stats.items()},
+            },
+        )

@@ -1,0 +1,286 @@
+"""68-point 2D face landmarks (iBUG 300-W layout) inside the faces stage's boxes.
+
+MPUC §III-A feeds facial landmarks "detected by the method in [64]" (2D-FAN) to an ST-GCN; the
+authors' code dropped the 17 jaw points (51 nodes). All 68 are stored here; the model picks.
+No second face detector runs: the boxes, frame times and sampling come from the faces shards
+of the same clip (``faces_dir``), and the frames are decoded again from the video.
+
+Backends (``backend``; both give the same layout, see :mod:`pipeline.vision.landmarkers`):
+``dlib`` (default; dlib's shape predictor with the weights of the face-recognition-models
+package on PyPI, so a fresh machine runs offline) and ``fan`` (face-alignment's 2D-FAN-4, the
+paper's detector, from a local weights file named by ``fan_weights``).
+
+Arrays (T = the faces shard's frames; pixels of the upright source frame, x right, y down):
+
+- ``landmarks``      float32 (T, 68, 2) points in source pixels; NaN where there is no face.
+- ``landmarks_crop`` float32 (T, 68, 2) the same points in the face crop's frame, normalised
+  to [0, 1] (``(p - crop_xy1) / crop_side`` with the faces shard's ``crop_boxes``; points
+  outside the crop fall outside [0, 1]); multiply by the crop size for crop pixels.
+- ``confidence``     float32 (T, 68) per point: the FAN heatmap's peak (about 0..1); NaN for
+  dlib, which gives no confidence, and where there is no face.
+- ``boxes``          float32 (T, 4) the face boxes the points were computed in (from faces).
+- ``filled``         bool (T,) the face box was filled from a neighbouring frame by the faces
+  stage (``faces.fill_gaps``), not detected in this frame.
+
+``timestamps`` and ``valid`` are those of the faces shard (same time base as the audio
+features: seconds from the clip's start).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from ..config import ConfigError, Params
+from ..hashing import params_hash
+from ..media.video import VideoDecodeError, iter_decoded, to_rgb
+from ..paths import Layout
+from ..store import ClipFeatures, FeatureReader
+from ..store.reader import ShardError
+from . import register
+from .base import ClipSource, ExtractionError, Extractor
+from .faces import resolve_device, torch_threads
+
+# A decoded frame belongs to a faces row when their times differ by less than this (s).
+TIME_TOLERANCE = 1e-3
+
+
+@dataclass(frozen=True)
+class LandmarksConfig:
+    backend: Literal["dlib", "fan"] = "dlib"
+    # Faces shards to take boxes from; "" = data/features/<corpus.name>/faces (the stage
+    # fills it in from params; a path relative to the project root, or absolute).
+    faces_dir: str = ""
+    dlib_model: str = ""  # "" = shape_predictor_68_face_landmarks.dat of face-recognition-models
+    fan_weights: str = "models/2DFAN4-11f355bf06.pth.tar"  # the 2D-FAN-4 state dict (local file)
+    fan_sha256: str = ""  # the weights file's sha256, checked before loading when set
+    fan_flip: bool = True  # average with the mirrored face, as face-alignment does by default
+    fan_batch_size: int = 8  # faces per FAN forward pass
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # fan only; auto: cuda when available
+    decode_threads: int = 0  # decoder threads; 0 = FFmpeg's default
+    torch_threads: int = 1  # fan: torch CPU threads while extracting; 0 = leave torch's setting
+
+    def validate(self, key: str) -> None:
+        if self.fan_batch_size < 1:
+            raise ConfigError(f"{key}.fan_batch_size: must be >= 1")
+        for name in ("decode_threads", "torch_threads"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{key}.{name}: must be >= 0")
+
+
+def with_faces_dir(params: Params, root: str | Path = ".") -> Params:
+    """``params`` with ``landmarks.faces_dir`` set to the corpus's faces directory when empty."""
+    cfg: LandmarksConfig = params.section("landmarks")
+    if cfg.faces_dir:
+        return params
+    faces = Layout(params.corpus.name, root=Path(root)).features_dir("faces")
+    extra = dict(params.extra)
+    extra["landmarks"] = dataclasses.replace(cfg, faces_dir=str(faces))
+    return dataclasses.replace(params, extra=extra)
+
+
+# Open faces readers, per worker process, keyed by directory and index file state.
+_READERS: dict[str, tuple[tuple[int, int], FeatureReader]] = {}
+
+
+def faces_reader(faces_dir: str | Path) -> FeatureReader:
+    path = Path(faces_dir)
+    index = path / "index.json"
+    try:
+        st = index.stat()
+    except FileNotFoundError:
+        raise ExtractionError(
+            f"no faces shards in {path} (index.json missing): run the faces stage first"
+        ) from None
+    state = (st.st_size, st.st_mtime_ns)
+    key = str(path.resolve())
+    cached = _READERS.get(key)
+    if cached is None or cached[0] != state:
+        if cached is not None:
+            cached[1].close()
+        reader = FeatureReader(path)
+        if reader.feature != "faces":
+            raise ExtractionError(f"{path} holds {reader.feature!r} features, not faces")
+        _READERS[key] = (state, reader)
+    return _READERS[key][1]
+
+
+@register
+class LandmarksExtractor(Extractor):
+    name = "landmarks"
+    config_class = LandmarksConfig
+    primary = "landmarks"
+    libraries = ("numpy", "dlib-bin", "face-recognition-models", "face-alignment", "torch", "av")
+    summed_attrs = ("n_frames", "n_faces")
+
+    @classmethod
+    def corpus_metrics(cls, sums: dict[str, float]) -> dict[str, Any]:
+        return {
+            "frames": int(sums.get("n_frames", 0)),
+            "frames_with_landmarks": int(sums.get("n_faces", 0)),
+        }
+
+    def setup(self) -> None:
+        from ..vision.landmarkers import LandmarkModelError, make_landmarker
+
+        cfg: LandmarksConfig = self.config
+        device = resolve_device(cfg.device) if cfg.backend == "fan" else "cpu"
+        try:
+            self.landmarker = make_landmarker(
+                cfg.backend,
+                dlib_model=cfg.dlib_model,
+                fan_weights=cfg.fan_weights,
+                device=device,
+                fan_flip=cfg.fan_flip,
+                fan_batch_size=cfg.fan_batch_size,
+                fan_sha256=cfg.fan_sha256,
+            )
+        except LandmarkModelError as e:
+            raise ExtractionError(str(e)) from e
+
+    def model_token(self) -> str:
+        """The weights and the faces shards' parameters (boxes from other face params give
+        other landmarks). Raises LandmarkModelError, naming the file, when weights are missing.
+        """
+        if not hasattr(self, "_token"):
+            from ..vision.landmarkers import weights_token
+
+            cfg: LandmarksConfig = self.config
+            faces = ""
+            if cfg.faces_dir:
+                index = Path(cfg.faces_dir) / "index.json"
+                if index.exists():
+                    faces = params_hash(json.loads(index.read_text()).get("params", {}))
+            weights = weights_token(
+                cfg.backend, cfg.dlib_model, cfg.fan_weights, cfg.fan_flip, cfg.fan_sha256
+            )
+            self._token = f"{weights}|faces:{faces}"
+        return self._token
+
+    def extract(self, source: ClipSource) -> ClipFeatures:
+        cfg: LandmarksConfig = self.config
+        if not cfg.faces_dir:
+            raise ExtractionError(
+                "landmarks.faces_dir is not set: name the faces shards to take boxes from"
+            )
+        self.ensure_setup()
+        fan_on_cpu = cfg.backend == "fan" and self.landmarker.device.type == "cpu"
+        with torch_threads(cfg.torch_threads if fan_on_cpu else 0):
+            return self._extract(source)
+
+    def _extract(self, source: ClipSource) -> ClipFeatures:
+        cfg: LandmarksConfig = self.config
+        reader = faces_reader(cfg.faces_dir)
+        if source.clip_id not in reader:
+            raise ExtractionError(
+                f"{source.clip_id}: not in the faces shards {cfg.faces_dir} (the faces stage "
+                f"failed on it or did not run on it; see its failures file)"
+            )
+        try:
+            faces = reader.read(source.clip_id)
+        except ShardError as e:
+            raise ExtractionError(str(e)) from e
+        sha = faces.attrs.get("source_sha256", "")
+        if sha and source.sha256 and sha != source.sha256:
+            raise ExtractionError(
+                f"{source.clip_id}: the faces shards were made from another version of the "
+                f"media file: rerun the faces stage"
+            )
+        fps = float(reader.params.get("params", {}).get("fps", 0.0))
+        times = faces.timestamps
+        valid = faces.valid
+        boxes = faces.arrays["boxes"].astype(np.float64)
+        regions = faces.arrays["crop_boxes"].astype(np.float64)
+        n = len(times)
+        points = np.full((n, 68, 2), np.nan)
+        conf = np.full((n, 68), np.nan)
+        todo = {int(i) for i in np.nonzero(valid)[0]}
+        frames = iter_decoded(
+            source.path, fps=fps, start=source.start, end=source.end, threads=cfg.decode_threads
+        )
+        batch_rows: list[int] = []
+        batch_frames: list[np.ndarray] = []
+        batch_size = getattr(self.landmarker, "batch_size", 1)
+        try:
+            for t, frame in frames:
+                row = int(np.searchsorted(times, t - source.start - TIME_TOLERANCE))
+                if row >= n or abs(times[row] - (t - source.start)) > TIME_TOLERANCE:
+                    continue
+                if row not in todo:
+                    continue
+                batch_rows.append(row)
+                batch_frames.append(to_rgb(frame))
+                if len(batch_rows) >= batch_size:
+                    self._run(batch_rows, batch_frames, boxes, points, conf)
+                    todo.difference_update(batch_rows)
+                    batch_rows, batch_frames = [], []
+        except VideoDecodeError as e:
+            raise ExtractionError(f"{source.clip_id}: {e}") from e
+        if batch_rows:
+            self._run(batch_rows, batch_frames, boxes, points, conf)
+            todo.difference_update(batch_rows)
+        if todo:
+            raise ExtractionError(
+                f"{source.clip_id}: {len(todo)} frame(s) of the faces shards were not found "
+                f"when decoding the video again (first at {times[min(todo)]:.3f} s)"
+            )
+        side = (regions[:, 2] - regions[:, 0])[:, None, None]
+        crop_pts = (points - regions[:, None, :2]) / side
+        return ClipFeatures(
+            arrays={
+                "landmarks": points.astype(np.float32),
+                "landmarks_crop": crop_pts.astype(np.float32),
+                "confidence": conf.astype(np.float32),
+                "boxes": boxes.astype(np.float32),
+                "filled": faces.arrays.get("filled", np.zeros(n, bool)).astype(bool),
+            },
+            timestamps=times,
+            valid=valid,
+            attrs={
+                "backend": self.landmarker.name,
+                "has_confidence": bool(self.landmarker.has_confidence),
+                "n_frames": n,
+                "n_faces": int(valid.sum()),
+                "frame_width": int(faces.attrs.get("frame_width", 0)),
+                "frame_height": int(faces.attrs.get("frame_height", 0)),
+            },
+        )
+
+    def _run(
+        self,
+        rows: list[int],
+        frames: list[np.ndarray],
+        boxes: np.ndarray,
+        points: np.ndarray,
+        conf: np.ndarray,
+    ) -> None:
+        p, c = self.landmarker.predict(frames, boxes[rows])
+        points[rows] = p
+        conf[rows] = c
+
+    def params(self) -> dict[str, Any]:
+        from ..config import to_dict
+
+        out = to_dict(self.config)
+        # Only the active backend's settings define the output.
+        if self.config.backend == "dlib":
+            for k in (
+                "decode_threads",
+                "fan_weights",
+                "fan_sha256",
+                "fan_flip",
+                "fan_batch_size",
+                "device",
+                "torch_threads",
+            ):
+                out.pop(k)
+        else:
+            out.pop("dlib_model")
+            out.pop("decode_threads")
+            out.pop("torch_threads")
+        return out
