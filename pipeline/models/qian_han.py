@@ -1,0 +1,87 @@
+"""Qian & Han's encoders and discriminator (§3.2, §4.3).
+
+- :class:`SpecCNN`: ``layers`` x (3x3 conv, padding 1, ReLU, 2x2 max-pool), ``channels``
+  each, on 128 x 128 spectrogram segments; the flattened map (8 x 8 x 8 = 512) is the audio
+  embedding. Input ``(B, S, H, W)`` segments with a ``(B, S)`` mask: the embedding is the
+  mean over valid segments (S = 1 in the paper).
+- :class:`AttentionLSTM`: unidirectional LSTM over word vectors ``(B, T, D)``; attention
+  scores are the dot products of each output with the last hidden state (the authors'
+  code), softmax over valid words; the embedding is the weighted sum.
+- :class:`Discriminator`: one hidden layer on the concatenated (audio, text) pair -> a real
+  score d(e_a, e_t).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from .common import masked_mean
+from .config import LSTMConfig, SpecCNNConfig
+
+
+class SpecCNN(nn.Module):
+    def __init__(self, height: int, width: int, cfg: SpecCNNConfig | None = None) -> None:
+        super().__init__()
+        cfg = cfg or SpecCNNConfig()
+        scale = 2**cfg.layers
+        if height % scale or width % scale:
+            raise ValueError(
+                f"spectrogram segments of {height} x {width} do not halve {cfg.layers} times"
+            )
+        layers: list[nn.Module] = []
+        cin = 1
+        for _ in range(cfg.layers):
+            layers += [nn.Conv2d(cin, cfg.channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, 2)]
+            cin = cfg.channels
+        # channels-last convolutions with few channels run several times faster on CPU
+        self.convs = nn.Sequential(*layers).to(memory_format=torch.channels_last)
+        self.out_dim = cfg.channels * (height // scale) * (width // scale)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        b, s = x.shape[:2]
+        h = x.float().reshape(b * s, 1, *x.shape[2:]).contiguous(memory_format=torch.channels_last)
+        h = self.convs(h).contiguous()  # flatten in (channel, row, column) order
+        return masked_mean(h.reshape(b, s, -1), mask)
+
+
+class AttentionLSTM(nn.Module):
+    def __init__(self, in_dim: int, cfg: LSTMConfig | None = None) -> None:
+        super().__init__()
+        cfg = cfg or LSTMConfig()
+        self.lstm = nn.LSTM(
+            in_dim,
+            cfg.hidden,
+            cfg.layers,
+            batch_first=True,
+            dropout=cfg.dropout if cfg.layers > 1 else 0.0,
+        )
+        self.out_dim = cfg.hidden
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        # Valid steps are moved to the front so that packing sees each clip's words in order.
+        order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)
+        xs = torch.gather(x.float(), 1, order.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+        lengths = mask.sum(1).clamp(min=1).cpu()
+        packed = pack_padded_sequence(xs, lengths, batch_first=True, enforce_sorted=False)
+        out, (h_n, _) = self.lstm(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+        valid = torch.arange(x.shape[1], device=x.device)[None, :] < lengths.to(x.device)[:, None]
+        scores = torch.bmm(out, h_n[-1].unsqueeze(2)).squeeze(2)
+        weights = torch.softmax(scores.masked_fill(~valid, float("-inf")), dim=1)
+        return torch.bmm(out.transpose(1, 2), weights.unsqueeze(2)).squeeze(2)
+
+
+class Discriminator(nn.Module):
+    def __init__(self, audio_dim: int, text_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(audio_dim + text_dim, hidden), nn.ReLU(), nn.Linear(hidden, 1)
+        )
+
+    def forward(self, audio: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """Scores of every pair: (Ba, Da), (Bt, Dt) -> (Ba, Bt); [i, j] = d(audio_i, text_j)."""
+        a = audio.unsqueeze(1).expand(-1, text.shape[0], -1)
+        t = text.unsqueeze(0).expand(audio.shape[0], -1, -1)
+        return self.net(torch.cat([a, t], dim=-1)).squeeze(-1)

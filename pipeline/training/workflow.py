@@ -1,0 +1,172 @@
+"""The ``pretrain`` and ``evaluate`` stages as library functions.
+
+Outputs (``<root>/data/...``):
+
+- ``models/<corpus>/pretrain/<scheme>/fold-<k>.pt``: per fold the pretrained encoder
+  (state dict), its input shapes, standardisation constants and the parameters it was
+  built with (``torch.load(weights_only=True)`` reads it).
+- ``reports/<corpus>/pretrain.json`` (metrics), ``pretrain_curves/fold-<k>.csv`` (losses
+  per epoch, plots).
+- ``reports/<corpus>/evaluate.json`` (metrics), ``confusion/<method>.csv`` (plots),
+  ``report.md``.
+
+Training state lives in ``<train.checkpoint_dir>/<corpus>/training`` (outside the DVC outs):
+an interrupted stage resumes there, and a stage rerun with unchanged inputs and code reuses
+finished runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..config import Params, to_dict
+from ..manifest import dump_json
+from ..paths import Layout
+from ..store.writer import atomic_write_text
+from .checkpoint import Checkpointer, atomic_save, run_key
+from .config import EvaluateConfig, PretrainConfig, TrainConfig
+from .data import CorpusData, Fold
+from .distributed import distributed
+from .evaluate import Evaluator, model_params
+from .loops.pretrain import pretrain_fold
+from .metrics import summarize
+from .report import confusion_rows, evaluation_summary, finite, write_evaluation
+
+log = logging.getLogger(__name__)
+
+
+def models_dir(root: Path, corpus: str, scheme: str) -> Path:
+    return root / "data" / "models" / corpus / "pretrain" / scheme
+
+
+def reports_dir(root: Path, corpus: str) -> Path:
+    return root / "data" / "reports" / corpus
+
+
+def checkpoint_dir(root: Path, cfg: TrainConfig, corpus: str) -> Path:
+    return root / cfg.checkpoint_dir / corpus / "training"
+
+
+def run_pretrain(params: Params, root: str | Path = ".") -> int:
+    root = Path(root)
+    tc: TrainConfig = params.section("train")
+    pc: PretrainConfig = params.section("pretrain")
+    ec: EvaluateConfig = params.section("evaluate")
+    corpus = params.corpus.name
+    out = models_dir(root, corpus, tc.scheme)
+    with distributed(tc.device, tc.threads) as ctx:
+        data = CorpusData(Layout(corpus, root=root), tc, ec.task, ec.multilabel_threshold)
+        per_fold, curves, written = {}, {}, set()
+        for fold in data.folds():
+            key = run_key(
+                stage="pretrain",
+                fold=[fold.train, fold.val, fold.test],
+                train=model_params(tc),
+                pretrain=to_dict(pc),
+                world=ctx.world_size,
+                features=data.feature_fingerprint(tc.modalities),
+            )
+            ckpt = Checkpointer(
+                checkpoint_dir(root, tc, corpus),
+                f"pretrain-fold{fold.number}-{key}",
+                writer=ctx.is_main,
+                interval_s=tc.checkpoint_seconds,
+                sync=ctx.barrier,
+            )
+            res = pretrain_fold(data, fold, tc, pc, ctx, ckpt)
+            per_fold[fold.number] = res.metrics
+            curves[fold.number] = res.fit.history
+            if ctx.is_main:
+                name = f"fold-{fold.number}.pt"
+                atomic_save(res.payload(fold.number, tc, pc), out / name)
+                written.add(name)
+            log.info("pretrain fold %d: %s", fold.number, json.dumps(res.metrics))
+        if ctx.is_main:
+            for old in out.glob("fold-*.pt"):
+                if old.name not in written:
+                    old.unlink()
+            s = summarize(list(per_fold.values()))
+            doc = {
+                "scheme": tc.scheme,
+                "modalities": list(tc.modalities),
+                "loss": pc.loss,
+                "mean": s["mean"],
+                "std": s["std"],
+                "folds": {str(k): v for k, v in per_fold.items()},
+            }
+            rep = reports_dir(root, corpus)
+            dump_json(rep / "pretrain.json", finite(doc))
+            write_curves(rep / "pretrain_curves", curves)
+        ctx.barrier()
+    return 0
+
+
+def write_curves(out: Path, per_fold: dict[int, list[dict]]) -> None:
+    """One CSV per fold (epoch, train_loss, val_loss, lr) for DVC's line plots."""
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("*.csv"):
+        old.unlink()
+    cols = ["epoch", "train_loss", "val_loss", "lr"]
+    for fold, rows in per_fold.items():
+        lines = [",".join(cols)]
+        lines += [",".join(f"{r.get(c, float('nan'))}" for c in cols) for r in rows]
+        atomic_write_text(out / f"fold-{fold}.csv", "\n".join(lines) + "\n")
+
+
+def majority_accuracy(data: CorpusData, fold: Fold) -> float:
+    """Test accuracy of always predicting the most frequent class of the training clips
+    (multi-label: always "absent", whose weighted accuracy is 0.5)."""
+    if data.labels.multi_label:
+        return 0.5
+    train = [data.entries[c].label for c in fold.train if c in data.entries]
+    test = [data.entries[c].label for c in fold.test if c in data.entries]
+    if not train or not test:
+        return float("nan")
+    values, counts = np.unique(train, return_counts=True)
+    return float(np.mean(np.asarray(test) == values[counts.argmax()]))
+
+
+def run_evaluate(params: Params, root: str | Path = ".") -> int:
+    root = Path(root)
+    tc: TrainConfig = params.section("train")
+    ec: EvaluateConfig = params.section("evaluate")
+    corpus = params.corpus.name
+    with distributed(tc.device, tc.threads) as ctx:
+        data = CorpusData(Layout(corpus, root=root), tc, ec.task, ec.multilabel_threshold)
+        ev = Evaluator(
+            data,
+            tc,
+            ec,
+            ctx,
+            models_dir(root, corpus, tc.scheme),
+            checkpoint_dir(root, tc, corpus),
+        )
+        folds = data.folds()
+        per_method: dict[str, dict[int, dict[str, float]]] = {}
+        confusions: dict[str, list[list[str]]] = {}
+        for name, method, mods in ev.runs():
+            for fold in folds:
+                outcome = ev.run(name, method, mods, fold)
+                per_method.setdefault(name, {})[fold.number] = outcome.metrics
+                confusions.setdefault(name, []).extend(
+                    confusion_rows(data.labels, outcome.y_true, outcome.y_pred)
+                )
+                log.info("%s fold %d: %s", name, fold.number, _short(outcome.metrics))
+        if ctx.is_main:
+            reference = {f.number: majority_accuracy(data, f) for f in folds}
+            doc = evaluation_summary(corpus, tc.scheme, data.labels, per_method, reference)
+            rep = reports_dir(root, corpus)
+            pre = rep / "pretrain.json"
+            pretrain = json.loads(pre.read_text()) if pre.exists() else None
+            write_evaluation(rep, doc, confusions, pretrain)
+        ctx.barrier()
+    return 0
+
+
+def _short(metrics: dict[str, float]) -> str:
+    keys = ("accuracy", "ua", "w_acc", "f1")
+    return ", ".join(f"{k} {metrics[k]:.3f}" for k in keys if k in metrics)

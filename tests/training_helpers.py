@@ -1,0 +1,90 @@
+"""Tiny trainer configurations and synthetic projects shared by the trainer tests."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import FoldScheme, Params, params_from_dict
+from pipeline.training.synthetic import SyntheticSpec, write_synthetic_corpus
+
+SCHEME = FoldScheme(name="actor_kfold", kind="group_kfold", n_folds=4, val_fraction=0.3)
+FAST = {"lr": 0.01, "max_epochs": 3, "patience": 0, "batch_size": 8}
+
+
+def tiny_spec(**kw: Any) -> SyntheticSpec:
+    base = dict(n_classes=2, n_speakers=4, clips_per_class_speaker=3, seed=0)
+    base.update(kw)
+    return SyntheticSpec(**base)
+
+
+def synthetic_project(
+    root: Path, modalities: tuple[str, ...] = ("mel", "landmarks"), **spec: Any
+) -> Path:
+    write_synthetic_corpus(root, tiny_spec(**spec), modalities=modalities, schemes=[SCHEME])
+    return root
+
+
+def tiny_params(root: Path, modalities: tuple[str, ...] = ("mel", "landmarks"), **over) -> Params:
+    """Small models and few epochs, so that a fold trains in about a second on a CPU."""
+    raw: dict[str, Any] = {
+        "corpus": {"name": "synth"},
+        "train": {
+            "modalities": list(modalities),
+            "threads": 1,
+            "cache_clips": True,
+            "checkpoint_dir": str(root / "checkpoints"),
+            "checkpoint_seconds": 0,
+            "window": {"seconds": 1.0, "views": 2},
+            "feature_dim": 16,
+            "projection_hidden": 16,
+            "inputs": {
+                "mel": {"array": "mel", "steps": 8, "mode": "time", "backbone": "tcn"},
+                "landmarks": {"array": "landmarks_crop", "steps": 6, "backbone": "stgcn"},
+                "spectrogram": {
+                    "array": "spectrogram",
+                    "steps": 1,
+                    "mode": "sequence",
+                    "backbone": "spec_cnn",
+                },
+                "words": {
+                    "array": "vectors",
+                    "steps": 5,
+                    "mode": "sequence",
+                    "backbone": "transformer",
+                    "standardize": False,
+                },
+            },
+            "tcn": {"bn_chan": 8, "hid_chan": 8, "n_blocks": 2, "n_repeats": 1, "dropout": 0.0},
+            "stgcn": {"channels": 4, "spatial_channels": 2, "dropout": 0.0},
+            "transformer": {"d_model": 8, "heads": 2, "layers": 1, "ff_dim": 16, "dropout": 0.0},
+            "lstm": {"hidden": 8, "layers": 1},
+            "spec_cnn": {"channels": 2, "layers": 2},
+        },
+        "pretrain": {"reduction": "mean", "optim": dict(FAST)},
+        "evaluate": {
+            "methods": ["probe", "probe_untrained"],
+            "probe": {"hidden": 8, "optim": dict(FAST)},
+            "unimodal": dict(FAST),
+            "late_fusion": dict(FAST),
+            "attention": {"heads": 2, "optim": dict(FAST)},
+            "qian_han": {
+                "audio": "spectrogram",
+                "text": "mel",
+                "discriminator_hidden": 8,
+                "optim": {**FAST, "name": "adam"},
+            },
+        },
+    }
+    for section, values in over.items():
+        _merge(raw.setdefault(section, {}), values)
+    return params_from_dict(raw)
+
+
+def _merge(into: dict, values: dict) -> None:
+    for k, v in values.items():
+        if isinstance(v, dict) and isinstance(into.get(k), dict):
+            _merge(into[k], v)
+        else:
+            into[k] = copy.deepcopy(v)
