@@ -214,9 +214,7 @@ class Evaluator:
 
 def model_params(cfg: TrainConfig) -> dict[str, Any]:
     """The parts of ``train`` that define a model and its data (not where or how it runs)."""
-    d = to_dict(
-        replace(cfg, folds=(), num_workers=0, threads=0, device="auto", cache_clips=False)
-    )
+    d = to_dict(replace(cfg, folds=(), num_workers=0, threads=0, device="auto", cache_clips=False))
     for k in ("checkpoint_dir", "checkpoint_seconds"):
         d.pop(k)
     return d
