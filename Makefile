@@ -16,7 +16,8 @@ setup: $(STAMP)
 # Rebuild everything on the shipped sample corpus: manifests, folds, features, training, reports.
 repro: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc metrics show
+	@echo; cat data/reports/sample/report.md | sed -n '1,20p'
+	@echo; echo "features: data/features/sample/  metrics: dvc metrics show  QA page: data/qa/sample/index.html"
 
 test: $(STAMP)
 	bash scripts/install-system-deps.sh
