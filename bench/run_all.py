@@ -5,8 +5,8 @@ reference, and peak memory against clip length and corpus size. Prints and saves
 Each measurement runs in its own process (so its peak RSS is its own) on a temp project:
 
 - ``stages``: every registered feature over the sample corpus, ``runner.n_jobs`` 1 and 2,
-  a cold per-clip cache; clips/s, media-seconds/s and the peak RSS of the stage process
-  and its workers.
+  a cold per-clip cache and cold workers (their model loading and imports are included);
+  clips/s, media-seconds/s and the largest peak RSS of the stage process or one worker.
 - ``clip_length``: the `mel` and `spectrogram` stages on one clip of 10 s and one of 10 min
   (the sample's frames and speech looped), peak RSS.
 - ``corpus_size``: the `spectrogram` stage over 10 and 1,000 clips (copies of sample clips),
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import shutil
@@ -52,8 +53,11 @@ def _project(tmp: Path, clips: list[Path], n_jobs: int) -> Path:
         name = "-".join(parts[:6] + [f"{actor:02d}"]) + c.suffix
         dst = corpus / f"Actor_{actor:02d}" / name
         dst.parent.mkdir(parents=True, exist_ok=True)
-        if not dst.exists():
-            dst.symlink_to(c) if c.is_absolute() else shutil.copy2(c, dst)
+        if not dst.exists():  # a hard link stays inside the corpus root (a symlink would not)
+            try:
+                os.link(c, dst)
+            except OSError:
+                shutil.copy2(c, dst)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["corpus"]["root"] = str(corpus)
     params["runner"]["cache_dir"] = str(tmp / "cache")
@@ -91,6 +95,10 @@ def child_stage(feature: str, n_jobs: int, clips: list[Path]) -> dict:
             run_feature(params, feature, root, progress=False)
             dt = time.perf_counter() - t0
             extra = json.loads(lay.metrics_json(feature).read_text())
+    # loky keeps its workers for reuse; stop and reap them so their peak RSS is counted
+    from joblib.externals.loky import get_reusable_executor
+
+    get_reusable_executor().shutdown(wait=True)
     rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rss_kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {
@@ -103,27 +111,16 @@ def child_stage(feature: str, n_jobs: int, clips: list[Path]) -> dict:
 
 
 def long_clip(src: Path, out: Path, seconds: float) -> Path:
-    """``src`` looped (video and audio, stream copy) to ``seconds``."""
-    import av
+    """A ``seconds``-long 192x192 clip: a moving real face, and ``src``'s speech looped."""
+    import numpy as np
 
-    with av.open(str(src)) as inp, av.open(str(out), "w") as dst:
-        streams = {s.index: dst.add_stream_from_template(s) for s in inp.streams
-                   if s.type in ("video", "audio")}
-        clip_len = float(inp.duration / av.time_base)
-        loops = int(seconds / clip_len) + 1
-        for k in range(loops):
-            inp.seek(0)
-            for pkt in inp.demux(*[inp.streams[i] for i in streams]):
-                if pkt.dts is None:
-                    continue
-                shift = int(round(k * clip_len / pkt.time_base))
-                pkt.pts += shift
-                pkt.dts += shift
-                if pkt.pts * pkt.time_base > seconds:
-                    continue
-                pkt.stream = streams[pkt.stream.index]
-                dst.mux(pkt)
-    return out
+    from pipeline.media import decode_audio
+    from pipeline.media.synthetic import encode_video, talking_head_frames
+
+    speech = decode_audio(src, 48000)
+    audio = np.tile(speech, int(seconds * 48000 / len(speech)) + 1)[: int(seconds * 48000)]
+    frames = talking_head_frames(int(seconds * 30), width=192, height=192)
+    return encode_video(out, frames, fps=30.0, audio=audio, sample_rate=48000)
 
 
 def main() -> None:
