@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 import torch.multiprocessing as mp
-from training_helpers import synthetic_project, tiny_params
+from training_helpers import pretrain_task, synthetic_project, tiny_params
 
 from pipeline.models.factory import build_encoder
 from pipeline.paths import Layout
@@ -16,25 +16,14 @@ from pipeline.training.data import CorpusData
 from pipeline.training.dataset import fit_standardizer
 from pipeline.training.distributed import DistContext, distributed
 from pipeline.training.loops.fit import fit
-from pipeline.training.loops.pretrain import PretrainTask
 
 MODALITIES = ("mel", "spectrogram")  # no batch norm: per-rank batches give the same result
 OVERRIDES = {"pretrain": {"optim": {"batch_size": 8, "max_epochs": 2}}}
 
 
 def _train(root: Path, ctx: DistContext) -> dict[str, torch.Tensor]:
-    params = tiny_params(root, MODALITIES, **OVERRIDES)
-    tc, pc = params.section("train"), params.section("pretrain")
-    data = CorpusData(Layout("synth", root=root), tc)
-    fold = data.folds()[0]
-    train = data.dataset(fold.train, tc.modalities, views=2, random_windows=True)
-    val = data.dataset(fold.val, tc.modalities, views=2, random_windows=True, seed=1)
-    torch.manual_seed(tc.seed)
-    enc = build_encoder(
-        tc.modalities, train.input_shapes(), tc, fit_standardizer(train, MODALITIES)
-    )
-    task = PretrainTask(enc, train, val, tc, pc, ctx)
-    fit(task, pc.optim, tc.seed)
+    task, optim = pretrain_task(root, MODALITIES, ctx, **OVERRIDES)
+    fit(task, optim, tiny_params(root, MODALITIES, **OVERRIDES).section("train").seed)
     return {k: v.detach().clone() for k, v in task.model.state_dict().items()}
 
 

@@ -9,17 +9,12 @@ import numpy as np
 import pytest
 import torch
 from sklearn.metrics import f1_score
-from training_helpers import synthetic_project, tiny_params
+from training_helpers import pretrain_task, synthetic_project, tiny_params
 
 from pipeline.manifest import read_manifest, write_manifest
-from pipeline.models.factory import build_encoder
 from pipeline.paths import Layout
 from pipeline.training.checkpoint import Checkpointer
-from pipeline.training.data import CorpusData
-from pipeline.training.dataset import fit_standardizer
-from pipeline.training.distributed import DistContext
 from pipeline.training.loops.fit import fit
-from pipeline.training.loops.pretrain import PretrainTask
 from pipeline.training.metrics import (
     binary_weighted_accuracy,
     multi_label_metrics,
@@ -28,18 +23,8 @@ from pipeline.training.metrics import (
 from pipeline.training.workflow import run_evaluate, run_pretrain
 
 
-def _pretrain_task(root: Path, **over) -> tuple[PretrainTask, object]:
-    params = tiny_params(root, **over)
-    tc, pc = params.section("train"), params.section("pretrain")
-    data = CorpusData(Layout("synth", root=root), tc)
-    fold = data.folds()[0]
-    train = data.dataset(fold.train, tc.modalities, views=2, random_windows=True)
-    val = data.dataset(fold.val, tc.modalities, views=2, random_windows=True, seed=1)
-    torch.manual_seed(tc.seed)
-    enc = build_encoder(
-        tc.modalities, train.input_shapes(), tc, fit_standardizer(train, tc.modalities)
-    )
-    return PretrainTask(enc, train, val, tc, pc, DistContext()), pc.optim
+def _pretrain_task(root: Path, **over):
+    return pretrain_task(root, **over)
 
 
 @pytest.fixture(scope="module")

@@ -88,3 +88,29 @@ def _merge(into: dict, values: dict) -> None:
             _merge(into[k], v)
         else:
             into[k] = copy.deepcopy(v)
+
+
+def pretrain_task(root: Path, modalities: tuple[str, ...] = ("mel", "landmarks"), ctx=None,
+                  **over):
+    """A PretrainTask on fold 0 of the synthetic corpus at ``root`` (two views, seeded)."""
+    import torch
+
+    from pipeline.models.factory import build_encoder
+    from pipeline.paths import Layout
+    from pipeline.training.data import CorpusData
+    from pipeline.training.dataset import fit_standardizer
+    from pipeline.training.distributed import DistContext
+    from pipeline.training.loops.pretrain import PretrainTask
+
+    params = tiny_params(root, modalities, **over)
+    tc, pc = params.section("train"), params.section("pretrain")
+    data = CorpusData(Layout("synth", root=root), tc)
+    fold = data.folds()[0]
+    train = data.dataset(fold.train, tc.modalities, views=2, random_windows=True)
+    val = data.dataset(fold.val, tc.modalities, views=2, random_windows=True, seed=1)
+    torch.manual_seed(tc.seed)
+    enc = build_encoder(
+        tc.modalities, train.input_shapes(), tc, fit_standardizer(train, tc.modalities)
+    )
+    return PretrainTask(enc, train, val, tc, pc, ctx or DistContext()), pc.optim
+

@@ -94,6 +94,16 @@ def clip_id_for(video_id: str, segment: int | str) -> str:
     return safe_clip_id(f"{video_id}_{segment}")
 
 
+def _segment_meta(vid: str, seg: str, start: float, end: float, split: str) -> dict[str, str]:
+    return {
+        "video_id": vid,
+        "segment": seg,
+        "segment_start": f"{start:.4f}",
+        "segment_end": f"{end:.4f}",
+        "split": split,
+    }
+
+
 class Mosei(CorpusAdapter):
     """CMU-MOSEI segments (see the module docstring for options and rules)."""
 
@@ -199,13 +209,7 @@ class Mosei(CorpusAdapter):
                 if end - start <= 1e-3:
                     continue
                 seg = self._segment_number(raw, start, end, default=str(int(i)))
-                meta = {
-                    "video_id": vid,
-                    "segment": seg,
-                    "segment_start": f"{start:.4f}",
-                    "segment_end": f"{end:.4f}",
-                    "split": folds.get(vid, ""),
-                }
+                meta = _segment_meta(vid, seg, start, end, folds.get(vid, ""))
                 try:
                     scores = self._scores(feats[i])
                 except ValueError as e:
@@ -256,13 +260,7 @@ class Mosei(CorpusAdapter):
             vid = path.stem
             lab = labels.get(vid)
             for seg, start, end, text in self.raw_segments(vid):
-                meta = {
-                    "video_id": vid,
-                    "segment": seg,
-                    "segment_start": f"{start:.4f}",
-                    "segment_end": f"{end:.4f}",
-                    "split": folds.get(vid, ""),
-                }
+                meta = _segment_meta(vid, seg, start, end, folds.get(vid, ""))
                 scores: dict[str, float] = {}
                 label = ""
                 if lab is not None:
