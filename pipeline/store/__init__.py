@@ -1,6 +1,6 @@
 """Sharded HDF5 feature storage: writer, reader and the on-disk contract."""
 
-from .format import SCHEMA_VERSION, ClipFeatures, array_checksum
+from .format import SCHEMA_VERSION, ClipFeatures, array_checksum, dataset_checksum
 from .reader import FeatureReader, ShardError, read_clip_group
 from .writer import ShardWriter, atomic_write_text, write_clip_group
 
@@ -11,6 +11,7 @@ __all__ = [
     "ShardError",
     "ShardWriter",
     "array_checksum",
+    "dataset_checksum",
     "atomic_write_text",
     "read_clip_group",
     "write_clip_group",

@@ -30,6 +30,25 @@ def array_checksum(arr: np.ndarray) -> str:
     return h.hexdigest()
 
 
+def dataset_checksum(ds: Any, block_bytes: int = 16 * 2**20) -> str:
+    """:func:`array_checksum` of an HDF5 dataset (or any array-like with ``shape``, ``dtype``
+    and row slicing), read ``block_bytes`` at a time, so memory stays bounded however long
+    the clip."""
+    dtype = np.dtype(ds.dtype)
+    shape = tuple(ds.shape)
+    h = hashlib.sha256(f"{dtype.str}{shape}".encode())
+    if not shape:
+        h.update(memoryview(np.ascontiguousarray(ds[()])).cast("B"))
+        return h.hexdigest()
+    row_bytes = max(1, int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize)
+    step = max(1, block_bytes // row_bytes)
+    for i in range(0, shape[0], step):
+        block = np.ascontiguousarray(ds[i : i + step])
+        if block.size:
+            h.update(memoryview(block).cast("B"))
+    return h.hexdigest()
+
+
 @dataclass
 class ClipFeatures:
     """What an extractor returns for one clip, and what a reader gives back.
