@@ -73,6 +73,17 @@ class RunnerConfig:
     cache_dir: str = "data/cache"
     compression: Literal["gzip", "lzf", "none"] = "gzip"
     batch_clips: int = 4  # clips handed to a worker per task
+    # A clip's output beyond this many MB goes to disk as it is made (long clips), so a
+    # worker's memory does not grow with clip length.
+    spill_mb: float = 64.0
+
+    def validate(self, key: str) -> None:
+        for name in ("n_jobs", "batch_clips"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{key}.{name}: must be >= 1, got {getattr(self, name)}")
+        for name in ("shard_max_mb", "spill_mb"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{key}.{name}: must be > 0, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from .config import RunnerConfig
 from .features import ClipSource, Extractor, make_extractor
 from .hashing import params_hash
 from .manifest import Failure, ManifestEntry
-from .store import SCHEMA_VERSION, ShardWriter, write_clip_group
+from .store import SCHEMA_VERSION, ClipSink, ShardWriter
 from .store.reader import ShardError
 from .store.writer import fsync_file
 
@@ -130,7 +131,7 @@ def _worker_extractor(name: str, config: Any, n_threads: int) -> Extractor:
 
 
 def _run_batch(
-    name: str, config: dict[str, Any], tasks: list[Task], compression: str, n_threads: int
+    name: str, config: dict[str, Any], tasks: list[Task], runner: RunnerConfig, n_threads: int
 ) -> list[ClipOutcome]:
     """Executed in a worker: extract each clip of the batch into its cache file."""
     outcomes = []
@@ -144,14 +145,13 @@ def _run_batch(
     for t in tasks:
         t0 = time.perf_counter()
         try:
-            feats = extractor.extract(t.source)
-            _write_cache(Path(t.cache_path), t, feats, compression)
+            attrs = _extract_to_cache(extractor, t, runner)
             outcomes.append(
                 ClipOutcome(
                     t.clip_id,
                     True,
                     time.perf_counter() - t0,
-                    audio_seconds=float(feats.attrs.get("audio_seconds", t.source.duration)),
+                    audio_seconds=float(attrs.get("audio_seconds", t.source.duration)),
                 )
             )
         except Exception as e:  # noqa: BLE001 - every per-clip failure is recorded, not raised
@@ -162,18 +162,28 @@ def _run_batch(
     return outcomes
 
 
-def _write_cache(path: Path, task: Task, feats, compression: str) -> None:
+def _extract_to_cache(extractor: Extractor, task: Task, runner: RunnerConfig) -> dict[str, Any]:
+    """Extract one clip straight into its cache file: written under a temporary name (rows
+    stream there once they pass ``runner.spill_mb``), marked complete, renamed into place.
+    A failure or a kill leaves no file under the final name."""
+    path = Path(task.cache_path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         with h5py.File(tmp, "w") as f:
-            grp = f.create_group(CACHE_GROUP)
-            write_clip_group(grp, feats, task.source.sha256, task.cache_key, compression)
+            sink = ClipSink(
+                f.create_group(CACHE_GROUP),
+                spill_bytes=int(runner.spill_mb * 2**20),
+                compression=runner.compression,
+            )
+            attrs = extractor.extract_into(task.source, sink)
+            sink.close(attrs, task.source.sha256, task.cache_key)
             f.attrs["complete"] = True
         fsync_file(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+    return attrs
 
 
 def _batches(tasks: list[Task], size: int) -> Iterator[list[Task]]:
@@ -267,7 +277,7 @@ def run_extraction(
         with _backend(runner) as pkw:
             par = Parallel(return_as="generator_unordered", **pkw)
             jobs = (
-                delayed(_run_batch)(feature, config_dict, b, runner.compression, n_threads)
+                delayed(_run_batch)(feature, config_dict, b, runner, n_threads)
                 for b in _batches(tasks, runner.batch_clips)
             )
             with tqdm(total=len(tasks), desc=feature, unit="clip", disable=not progress) as bar:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..config import to_dict
-from ..store import ClipFeatures
+from ..store import ClipFeatures, ClipSink
 
 
 class ExtractionError(RuntimeError):
@@ -107,3 +107,32 @@ class Extractor(ABC):
     def extract(self, source: ClipSource) -> ClipFeatures:
         """Features of one clip. Raise :class:`ExtractionError` for a clip that cannot be
         processed; any other exception is also recorded as that clip's failure."""
+
+    def extract_into(self, source: ClipSource, sink: ClipSink) -> dict[str, Any]:
+        """Append the clip's rows to ``sink`` and return its attrs (what the runner calls).
+
+        The default appends :meth:`extract`'s whole output in one block; extractors whose
+        output grows with clip length derive from :class:`StreamingExtractor` instead.
+        """
+        feats = self.extract(source)
+        sink.append(feats.arrays, feats.timestamps, feats.valid)
+        return feats.attrs
+
+
+class StreamingExtractor(Extractor):
+    """An extractor that appends its output block by block (:meth:`extract_into`), so its
+    memory is bounded by its batch size and the sink's spill threshold, not by clip length.
+    :meth:`extract` collects the blocks for callers that want the arrays."""
+
+    def extract(self, source: ClipSource) -> ClipFeatures:
+        sink = ClipSink()
+        attrs = self.extract_into(source, sink)
+        feats = sink.close(attrs)
+        assert feats is not None
+        return feats
+
+    @abstractmethod
+    def extract_into(self, source: ClipSource, sink: ClipSink) -> dict[str, Any]:
+        """Append the clip's rows to ``sink`` in blocks; return the clip's attrs. Raise
+        :class:`ExtractionError` for a clip that cannot be processed (rows already appended
+        are then discarded)."""

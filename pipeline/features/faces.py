@@ -38,12 +38,12 @@ import numpy as np
 
 from ..config import ConfigError
 from ..media.video import VideoDecodeError, iter_decoded
-from ..store import ClipFeatures
+from ..store import ClipSink
 from . import register
-from .base import ClipSource, ExtractionError, Extractor
+from .base import ClipSource, ExtractionError, StreamingExtractor
 
 if TYPE_CHECKING:
-    from ..vision.face_track import FaceTracker
+    from ..vision.face_track import FaceTracker, FrameFace
 
 
 @dataclass(frozen=True)
@@ -143,15 +143,8 @@ def fill_gaps(valid: np.ndarray, max_gap: int) -> tuple[np.ndarray, np.ndarray]:
     return np.array(targets, dtype=int), np.array(sources, dtype=int)
 
 
-def _grow(arr: np.ndarray) -> np.ndarray:
-    """A larger zero array (about 1.5x) holding ``arr``'s rows first."""
-    out = np.zeros((len(arr) * 3 // 2 + 16, *arr.shape[1:]), arr.dtype)
-    out[: len(arr)] = arr
-    return out
-
-
 @register
-class FacesExtractor(Extractor):
+class FacesExtractor(StreamingExtractor):
     name = "faces"
     config_class = FacesConfig
     primary = "crops"
@@ -193,24 +186,6 @@ class FacesExtractor(Extractor):
         except IndexError:
             return None
 
-    def _expected_frames(self, source: ClipSource) -> int:
-        """Frames the clip should yield, from the manifest (or the container), with slack."""
-        fps, duration = source.fps, source.duration
-        if fps <= 0 or duration <= 0:
-            from ..media import ProbeError, probe
-
-            try:
-                info = probe(source.path)
-                fps, duration = info.fps, info.duration
-            except ProbeError:
-                return 64
-        if source.end > 0:
-            duration = min(duration, source.end) - source.start
-        else:
-            duration -= source.start
-        rate = min(fps, self.config.fps) if self.config.fps > 0 else fps
-        return max(16, int(duration * rate * 1.05) + 16)
-
     def params(self) -> dict[str, Any]:
         """The parameters that define the output (thread counts only change the speed)."""
         from ..config import to_dict
@@ -249,26 +224,19 @@ class FacesExtractor(Extractor):
             ),
         )
 
-    def extract(self, source: ClipSource) -> ClipFeatures:
+    def extract_into(self, source: ClipSource, sink: ClipSink) -> dict[str, Any]:
         if not source.has_video:
             raise ExtractionError(f"{source.clip_id}: the media has no video track")
         self.ensure_setup()
         with torch_threads(self.config.torch_threads if self.device == "cpu" else 0):
-            return self._extract(source)
+            return self._extract(source, sink)
 
-    def _extract(self, source: ClipSource) -> ClipFeatures:
+    def _extract(self, source: ClipSource, sink: ClipSink) -> dict[str, Any]:
         cfg: FacesConfig = self.config
         tracker = self.tracker()
         self.last_tracker = tracker  # its step timings, for benchmarks
-        S = cfg.crop_size
-        times: list[float] = []
-        rows: list[tuple[np.ndarray, np.ndarray, float, np.ndarray]] = []
-        # Crops go straight into one array sized from the expected frame count: np.zeros pages
-        # are only touched when written, so slack costs nothing and peak memory holds one copy
-        # of the output.
-        crops = np.zeros((self._expected_frames(source), S, S, 3), np.uint8)
-        nan4 = np.full(4, np.nan)
-        nan52 = np.full((5, 2), np.nan)
+        block = _Block(cfg.batch_size, cfg.crop_size)
+        valid: list[bool] = []
         frames = iter_decoded(
             source.path,
             fps=cfg.fps,
@@ -278,60 +246,81 @@ class FacesExtractor(Extractor):
         )
         try:
             for face in tracker.run(frames):
-                i = len(times)
-                if i == len(crops):
-                    crops = _grow(crops)
-                times.append(face.time - source.start)
-                if face.box is None:
-                    rows.append((nan4, nan4, 0.0, nan52))
-                else:
-                    crops[i] = face.crop
-                    rows.append((face.box, face.region, face.prob, face.points))
+                valid.append(face.box is not None)
+                if block.add(face, face.time - source.start):
+                    block.flush(sink)
         except VideoDecodeError as e:
             raise ExtractionError(f"{source.clip_id}: {e}") from e
+        block.flush(sink)
         if tracker.frames_buffer is not None:  # one window of frames, kept for the next clip
             self._buffers.append(tracker.frames_buffer)
-        n = len(times)
+        n = len(valid)
         if n == 0:
             raise ExtractionError(f"{source.clip_id}: the video holds no frames")
-        boxes = np.array([r[0] for r in rows], np.float32)
-        regions = np.array([r[1] for r in rows], np.float32)
-        probs = np.array([r[2] for r in rows], np.float32)
-        points = np.array([r[3] for r in rows], np.float32)
-        crops_arr = crops[:n]
-        valid = np.isfinite(boxes).all(axis=1)
-        n_detected = int(valid.sum())
+        n_detected = int(sum(valid))
         if n_detected == 0:
             raise ExtractionError(f"{source.clip_id}: no face found in any of the {n} frames")
-        filled = np.zeros(n, bool)
+        n_filled = 0
         if cfg.fill_gaps > 0:
-            dst, src = fill_gaps(valid, cfg.fill_gaps)
-            if len(dst):
-                crops_arr[dst], boxes[dst], regions[dst] = crops_arr[src], boxes[src], regions[src]
-                points[dst] = points[src]
-                filled[dst] = True
-                valid[dst] = True
+            dst, src = fill_gaps(np.array(valid), cfg.fill_gaps)
+            n_filled = len(dst)
+            for lo in range(0, len(dst), 256):  # a few rows at a time: crops may be on disk
+                d, s_ = dst[lo : lo + 256], src[lo : lo + 256]
+                for name in ("crops", "boxes", "crop_boxes", "points"):
+                    sink.put(name, d, sink.take(name, s_))
+                sink.put("filled", d, np.ones(len(d), bool))
+                sink.put("valid", d, np.ones(len(d), bool))
         w, h = tracker.frame_size
-        return ClipFeatures(
-            arrays={
-                "crops": crops_arr,
+        return {
+            "frame_width": int(w),
+            "frame_height": int(h),
+            "detect_scale": round(tracker.detect_scale, 6),
+            "n_frames": n,
+            "n_detected": n_detected,
+            "n_filled": n_filled,
+            "face_rate": round(n_detected / n, 6),
+            "device": self.device,
+            **{f"n_{k}": int(v) for k, v in tracker.stats.items()},
+        }
+
+
+class _Block:
+    """Up to ``size`` frames' rows, appended to the sink together."""
+
+    def __init__(self, size: int, crop_size: int) -> None:
+        self.crops = np.zeros((size, crop_size, crop_size, 3), np.uint8)
+        self.rows: list[tuple[float, np.ndarray, np.ndarray, float, np.ndarray]] = []
+
+    def add(self, face: FrameFace, time: float) -> bool:
+        """Add one frame; True when the block is full."""
+        i = len(self.rows)
+        if face.box is None:
+            self.crops[i] = 0
+            self.rows.append((time, _NAN4, _NAN4, 0.0, _NAN52))
+        else:
+            self.crops[i] = face.crop
+            self.rows.append((time, face.box, face.region, face.prob, face.points))
+        return len(self.rows) == len(self.crops)
+
+    def flush(self, sink: ClipSink) -> None:
+        n = len(self.rows)
+        if not n:
+            return
+        boxes = np.array([r[1] for r in self.rows], np.float32)
+        sink.append(
+            {
+                "crops": self.crops[:n].copy(),
                 "boxes": boxes,
-                "crop_boxes": regions,
-                "probs": probs,
-                "points": points,
-                "filled": filled,
+                "crop_boxes": np.array([r[2] for r in self.rows], np.float32),
+                "probs": np.array([r[3] for r in self.rows], np.float32),
+                "points": np.array([r[4] for r in self.rows], np.float32),
+                "filled": np.zeros(n, bool),
             },
-            timestamps=np.array(times, np.float64),
-            valid=valid,
-            attrs={
-                "frame_width": int(w),
-                "frame_height": int(h),
-                "detect_scale": round(tracker.detect_scale, 6),
-                "n_frames": n,
-                "n_detected": n_detected,
-                "n_filled": int(filled.sum()),
-                "face_rate": round(n_detected / n, 6),
-                "device": self.device,
-                **{f"n_{k}": int(v) for k, v in tracker.stats.items()},
-            },
+            np.array([r[0] for r in self.rows], np.float64),
+            np.isfinite(boxes).all(axis=1),
         )
+        self.rows.clear()
+
+
+_NAN4 = np.full(4, np.nan)
+_NAN52 = np.full((5, 2), np.nan)

@@ -182,7 +182,8 @@ class LandmarksExtractor(Extractor):
                 f"failed on it or did not run on it; see its failures file)"
             )
         try:
-            faces = reader.read(source.clip_id)
+            # Not the crops: they can be large, and the frames are decoded again here.
+            faces = reader.read(source.clip_id, arrays=("boxes", "crop_boxes", "filled"))
         except ShardError as e:
             raise ExtractionError(str(e)) from e
         sha = faces.attrs.get("source_sha256", "")

@@ -22,8 +22,9 @@ import numpy as np
 from ..config import ConfigError
 from ..store import ClipFeatures
 from . import register
-from .audio import clip_waveform
+from .audio import Preemphasis, clip_audio_blocks
 from .base import ClipSource, ExtractionError, Extractor
+from .framing import FrameStream
 
 
 @dataclass(frozen=True)
@@ -83,27 +84,49 @@ def _mel_basis(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
     return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)
 
 
-def mel_features(wav: np.ndarray, s: MelSettings, hop: int) -> np.ndarray:
-    """(T, n_mels) float32 mel features of a mono waveform at ``s.sample_rate``."""
+def mel_spectrum(stretch: np.ndarray, s: MelSettings, hop: int) -> np.ndarray:
+    """(n_mels, k) mel spectrum (magnitude for ``dctts``, power otherwise) of the k frames of
+    ``stretch``, a run of samples as :class:`~pipeline.features.framing.FrameStream` gives."""
     import librosa
 
-    y = wav.astype(np.float32)
-    if s.preemphasis > 0:
-        y = np.append(y[:1], y[1:] - s.preemphasis * y[:-1])
-    if len(y) < s.n_fft:  # a clip shorter than one window still gives one (padded) frame
-        y = np.pad(y, (0, s.n_fft - len(y)))
     spec = np.abs(
-        librosa.stft(y, n_fft=s.n_fft, hop_length=hop, win_length=s.win_length, center=True)
+        librosa.stft(stretch, n_fft=s.n_fft, hop_length=hop, win_length=s.win_length,
+                     center=False)
     )
     basis = _mel_basis(s.sample_rate, s.n_fft, s.n_mels)
+    return basis @ spec if s.scaling == "dctts" else basis @ (spec**2)
+
+
+def scale_mel(mel: np.ndarray, s: MelSettings) -> np.ndarray:
+    """(T, n_mels) float32 features from the (n_mels, T) spectrum of the whole clip."""
+    import librosa
+
     if s.scaling == "dctts":
-        mel = basis @ spec
         db = 20.0 * np.log10(np.maximum(1e-5, mel))
         out = np.clip((db - s.ref_db + s.max_db) / s.max_db, 1e-8, 1.0)
-    else:
-        mel = basis @ (spec**2)
+    else:  # power_to_db(ref=max) needs the whole clip's maximum
         out = librosa.power_to_db(mel, ref=np.max)
     return out.T.astype(np.float32)
+
+
+def clip_mel(source: ClipSource, s: MelSettings, hop: int) -> tuple[np.ndarray, int]:
+    """(T, n_mels) features of the clip and its length in samples, read as a stream.
+
+    Frames are centred (librosa's ``center=True``, zero padding) on a pre-emphasised signal
+    padded to at least one window, so a clip shorter than a window still gives one frame.
+    Memory holds one audio block and the spectrum, never the whole waveform.
+    """
+    frames = FrameStream(s.n_fft, hop, pad=s.n_fft // 2, min_length=s.n_fft)
+    pre = Preemphasis(s.preemphasis)
+    parts = []
+    for block in clip_audio_blocks(source, s.sample_rate):
+        stretch = frames.push(pre(block))
+        if stretch is not None:
+            parts.append(mel_spectrum(stretch, s, hop))
+    stretch = frames.finish()
+    if stretch is not None:
+        parts.append(mel_spectrum(stretch, s, hop))
+    return scale_mel(np.concatenate(parts, axis=1), s), frames.n_samples
 
 
 @register
@@ -134,11 +157,10 @@ class MelExtractor(Extractor):
     def extract(self, source: ClipSource) -> ClipFeatures:
         s = self.config.active
         hop = self.hop_for(source)
-        wav = clip_waveform(source, s.sample_rate)
         step = s.frame_step
         # Keeping one frame in `step` of a hop-`hop` STFT is the STFT with hop `hop * step`
         # (same centred frames), computed directly.
-        feats = mel_features(wav, s, hop * step)
+        feats, n_samples = clip_mel(source, s, hop * step)
         times = np.arange(len(feats)) * hop * step / s.sample_rate
         valid = np.ones(len(feats), dtype=bool)
         if s.fixed_length:
@@ -159,6 +181,6 @@ class MelExtractor(Extractor):
             attrs={
                 "hop_length": hop,
                 "sample_rate": s.sample_rate,
-                "audio_seconds": len(wav) / s.sample_rate,
+                "audio_seconds": n_samples / s.sample_rate,
             },
         )

@@ -13,14 +13,16 @@ each segment that hold audio (the rest is padding). ``valid``: a segment holds a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..config import ConfigError
-from ..store import ClipFeatures
+from ..store import ClipSink
 from . import register
-from .audio import clip_waveform
-from .base import ClipSource, ExtractionError, Extractor
+from .audio import clip_audio_blocks
+from .base import ClipSource, ExtractionError, StreamingExtractor
+from .framing import FrameStream
 
 
 @dataclass(frozen=True)
@@ -52,47 +54,97 @@ def power_frames(wav: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     return (spec.real**2 + spec.imag**2).astype(np.float32)
 
 
+class _Segmenter:
+    """Groups spectrum frames into segments of ``segment_frames`` every
+    ``segment_hop_frames``, as they arrive."""
+
+    def __init__(self, c: SpectrogramConfig) -> None:
+        self.c = c
+        self.pad_value = -100.0 if c.log else 0.0
+        self.frames = np.zeros((0, c.n_fft // 2 + (0 if c.drop_nyquist else 1)), np.float32)
+        self.first = 0  # frame index of self.frames[0]
+        self.next = 0  # frame index where the next segment starts
+        self.n_segments = 0
+        self.reached_end = False  # the last segment emitted ends at or past the last frame
+
+    def push(self, feat: np.ndarray) -> list[tuple[np.ndarray, int, int]]:
+        """Add frames; return the segments now complete as (segment, start frame, real)."""
+        self.frames = np.concatenate([self.frames, feat])
+        out = []
+        L, H = self.c.segment_frames, self.c.segment_hop_frames
+        while self.next + L <= self.first + len(self.frames):
+            lo = self.next - self.first
+            out.append((self.frames[lo : lo + L], self.next, L))
+            self.next += H
+        self._drop()
+        return out
+
+    def finish(self, n_frames: int) -> list[tuple[np.ndarray, int, int]]:
+        """The tail after the last frame (``n_frames`` in all): padded, dropped or refused
+        by ``pad_last`` and ``min_tail_frames``."""
+        c = self.c
+        L, H = c.segment_frames, c.segment_hop_frames
+        out: list[tuple[np.ndarray, int, int]] = []
+        if self.n_segments and self.next - H + L >= n_frames:
+            return out  # the last full segment ended exactly at the end
+        if self.next >= n_frames:
+            return out
+        chunk = self.frames[self.next - self.first :]
+        if not c.pad_last or (len(chunk) < c.min_tail_frames and self.n_segments):
+            return out
+        pad = np.full((L - len(chunk), chunk.shape[1]), self.pad_value, np.float32)
+        out.append((np.concatenate([chunk, pad]), self.next, len(chunk)))
+        return out
+
+    def _drop(self) -> None:
+        keep = max(0, min(self.next - self.first, len(self.frames)))
+        self.frames = self.frames[keep:]
+        self.first += keep
+
+
 @register
-class SpectrogramExtractor(Extractor):
+class SpectrogramExtractor(StreamingExtractor):
     name = "spectrogram"
     config_class = SpectrogramConfig
     primary = "spectrogram"
     libraries = ("numpy", "av")
 
-    def extract(self, source: ClipSource) -> ClipFeatures:
+    def _features(self, stretch: np.ndarray) -> np.ndarray:
         c = self.config
-        wav = clip_waveform(source, c.sample_rate)
-        power = power_frames(wav, c.n_fft, c.hop_length)
+        power = power_frames(stretch, c.n_fft, c.hop_length)
         if c.drop_nyquist:
             power = power[:, :-1]
-        feat = 10.0 * np.log10(power + 1e-10) if c.log else power
-        pad_value = -100.0 if c.log else 0.0
-        L, H = c.segment_frames, c.segment_hop_frames
-        segs, starts, real = [], [], []
-        for s in range(0, len(feat), H):
-            chunk = feat[s : s + L]
-            if len(chunk) < L:
-                if not c.pad_last or (len(chunk) < c.min_tail_frames and segs):
-                    break
-                chunk = np.concatenate(
-                    [chunk, np.full((L - len(chunk), feat.shape[1]), pad_value, np.float32)]
-                )
-            segs.append(chunk)
-            starts.append(s * c.hop_length / c.sample_rate)
-            real.append(min(L, len(feat) - s))
-            if s + L >= len(feat):
-                break
-        if not segs:
-            raise ExtractionError(
-                f"{source.clip_id}: audio of {len(wav) / c.sample_rate:.3f} s is shorter than "
-                f"one {L}-frame segment and spectrogram.pad_last is false"
+        return 10.0 * np.log10(power + 1e-10) if c.log else power
+
+    def extract_into(self, source: ClipSource, sink: ClipSink) -> dict[str, Any]:
+        c = self.config
+        frames = FrameStream(c.n_fft, c.hop_length, pad=0, min_length=c.n_fft)
+        segmenter = _Segmenter(c)
+
+        def emit(segments: list[tuple[np.ndarray, int, int]]) -> None:
+            if not segments:
+                return
+            segmenter.n_segments += len(segments)
+            real = np.array([r for _, _, r in segments], np.int32)
+            sink.append(
+                {"spectrogram": np.stack([seg for seg, _, _ in segments]).astype(np.float32),
+                 "real_frames": real},
+                np.array([s * c.hop_length / c.sample_rate for _, s, _ in segments]),
+                real > 0,
             )
-        return ClipFeatures(
-            arrays={
-                "spectrogram": np.stack(segs).astype(np.float32),
-                "real_frames": np.asarray(real, dtype=np.int32),
-            },
-            timestamps=np.asarray(starts),
-            valid=np.asarray(real) > 0,
-            attrs={"sample_rate": c.sample_rate, "audio_seconds": len(wav) / c.sample_rate},
-        )
+
+        for block in clip_audio_blocks(source, c.sample_rate):
+            stretch = frames.push(block)
+            if stretch is not None:
+                emit(segmenter.push(self._features(stretch)))
+        stretch = frames.finish()
+        if stretch is not None:
+            emit(segmenter.push(self._features(stretch)))
+        emit(segmenter.finish(frames.n_frames))
+        seconds = frames.n_samples / c.sample_rate
+        if not segmenter.n_segments:
+            raise ExtractionError(
+                f"{source.clip_id}: audio of {seconds:.3f} s is shorter than one "
+                f"{c.segment_frames}-frame segment and spectrogram.pad_last is false"
+            )
+        return {"sample_rate": c.sample_rate, "audio_seconds": seconds}

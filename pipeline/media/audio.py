@@ -1,11 +1,15 @@
-"""Decode the audio track of a media file into a float32 waveform, resampled on the fly.
+"""Decode the audio track of a media file into float32 samples, resampled on the fly.
 
-Packets are decoded one at a time; memory holds the waveform at the native rate (about
-192 KB per second at 48 kHz mono float32) and its resampled copy.
+:func:`iter_audio` streams: packets are decoded one at a time, cut and downmixed at the native
+rate, and resampled by a streaming soxr resampler, so memory holds one block of a few seconds
+whatever the length of the file. :func:`decode_audio` joins the blocks into one waveform for
+callers that want it whole. Both give the same samples (soxr's streaming and one-shot
+resampling agree to the bit).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -18,6 +22,128 @@ class AudioDecodeError(RuntimeError):
     """The file has no audio track, or its audio cannot be decoded."""
 
 
+def iter_audio(
+    path: str | Path,
+    sample_rate: int,
+    mono: bool = True,
+    start: float = 0.0,
+    end: float = 0.0,
+    block_seconds: float = 10.0,
+) -> Iterator[np.ndarray]:
+    """Yield the audio of ``path`` as float32 blocks in [-1, 1] of about ``block_seconds``
+    each at ``sample_rate``, shape (samples,) or, with ``mono`` False, (channels, samples).
+
+    ``start``/``end`` in seconds cut a segment (``end`` 0 = to the end of the file). Time 0 is
+    the start of the audio stream, the time base shared by every feature of a clip. Raises
+    :class:`AudioDecodeError` (when iterated) for a file with no audio or undecodable audio.
+    """
+    path = Path(path)
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, UnicodeDecodeError, ValueError, OSError) as e:
+        raise AudioDecodeError(f"{path}: cannot open ({e})") from e
+    with container:
+        if not container.streams.audio:
+            raise AudioDecodeError(f"{path}: no audio track")
+        stream = container.streams.audio[0]
+        native = int(stream.codec_context.sample_rate or sample_rate)
+        # Cut at the native rate, then resample the cut: a cut and the same stretch of a
+        # whole-file decode then hold the same samples. Planar float output (AAC, Opus, MP3
+        # decoders) is used as is; other sample formats are converted.
+        converter = av.AudioResampler(format="fltp", rate=native)
+        out = _Output(native, sample_rate, block_seconds, mono)
+        first: int | None = None  # native sample index (from `origin`) of the cut's start
+        last: int | None = None  # ... and of its end (None: to the end of the file)
+        pos = 0  # native samples seen since the origin
+        origin = 0.0
+        if start > _WARMUP:
+            # Seek a little early: a codec with overlapping frames (AAC) needs one frame of
+            # context before its output is exact.
+            container.seek(int((start - _WARMUP) / stream.time_base), stream=stream,
+                           backward=True)
+        try:
+            for frame in container.decode(stream):
+                if first is None:
+                    origin = float(frame.time or 0.0) if start > _WARMUP else 0.0
+                    first = max(0, int(round((start - origin) * native)))
+                    last = int(round((end - origin) * native)) if end > 0 else None
+                arrays = (
+                    [frame.to_ndarray()]
+                    if frame.format.name == "fltp"
+                    else [o.to_ndarray() for o in converter.resample(frame)]
+                )
+                for a in arrays:
+                    pos = _take(a, pos, first, last, mono, out)
+                yield from out.drain()
+                if last is not None and pos >= last:
+                    break
+            else:
+                for a in (o.to_ndarray() for o in converter.resample(None)):
+                    pos = _take(a, pos, first or 0, last, mono, out)
+        except av.FFmpegError as e:
+            raise AudioDecodeError(f"{path}: audio decode failed ({e})") from e
+        if out.n_in == 0:
+            if pos == 0:
+                raise AudioDecodeError(f"{path}: audio track holds no samples")
+            raise AudioDecodeError(f"{path}: no audio between {start} s and {end} s")
+        yield from out.drain(final=True)
+
+
+def _take(
+    a: np.ndarray, pos: int, first: int | None, last: int | None, mono: bool, out: _Output
+) -> int:
+    """Feed the part of decoded block ``a`` (channels, n) that lies in [first, last)."""
+    n = a.shape[1]
+    lo = max(0, (first or 0) - pos)
+    hi = n if last is None else min(n, last - pos)
+    if hi > lo:
+        part = a[:, lo:hi].astype(np.float32, copy=False)
+        if mono and part.shape[0] > 1:
+            part = part.mean(axis=0, keepdims=True)
+        out.feed(part)
+    return pos + n
+
+
+class _Output:
+    """Native-rate samples in, resampled blocks of about ``block_seconds`` out."""
+
+    def __init__(self, native: int, rate: int, block_seconds: float, mono: bool) -> None:
+        self.native, self.rate, self.mono = native, rate, mono
+        self.block = max(1, int(block_seconds * native))
+        self.pending: list[np.ndarray] = []
+        self.n_pending = 0
+        self.n_in = 0
+        self.ready: list[np.ndarray] = []
+        self.stream = None
+        self.channels = 0
+
+    def feed(self, part: np.ndarray) -> None:
+        self.pending.append(part)
+        self.n_pending += part.shape[1]
+        self.n_in += part.shape[1]
+
+    def drain(self, final: bool = False) -> Iterator[np.ndarray]:
+        if self.n_pending >= self.block or (final and self.pending):
+            joined = np.concatenate(self.pending, axis=1)
+            self.pending, self.n_pending = [], 0
+            yield self._resample(joined, final)
+        elif final and self.stream is not None:
+            yield self._resample(np.zeros((self.channels, 0), np.float32), True)
+
+    def _resample(self, block: np.ndarray, last: bool) -> np.ndarray:
+        if self.native == self.rate:
+            return block[0] if self.mono else block
+        import soxr
+
+        if self.stream is None:
+            self.channels = block.shape[0]
+            self.stream = soxr.ResampleStream(self.native, self.rate, self.channels,
+                                              dtype="float32")
+        y = self.stream.resample_chunk(np.ascontiguousarray(block.T), last=last)
+        y = np.ascontiguousarray(y.T, dtype=np.float32)
+        return y[0] if self.mono else y
+
+
 def decode_audio(
     path: str | Path,
     sample_rate: int,
@@ -25,62 +151,8 @@ def decode_audio(
     start: float = 0.0,
     end: float = 0.0,
 ) -> np.ndarray:
-    """Return the audio of ``path`` as float32 in [-1, 1], shape (samples,) or (channels, n).
-
-    ``start``/``end`` in seconds cut a segment (``end`` 0 = to the end of the file). Time 0 is
-    the start of the audio stream, the time base shared by every feature of a clip.
-    """
-    path = Path(path)
-    try:
-        container = av.open(str(path))
-    except (av.FFmpegError, UnicodeDecodeError, ValueError) as e:
-        raise AudioDecodeError(f"{path}: cannot open ({e})") from e
-    with container:
-        if not container.streams.audio:
-            raise AudioDecodeError(f"{path}: no audio track")
-        stream = container.streams.audio[0]
-        native = int(stream.codec_context.sample_rate or sample_rate)
-        # Decode at the native rate, cut there, then resample the cut with soxr: a cut and the
-        # same stretch of a whole-file decode then hold the same samples. Planar float output
-        # (AAC, Opus, MP3 decoders) is used as is; other sample formats are converted.
-        resampler = av.AudioResampler(format="fltp", rate=native)
-        chunks: list[np.ndarray] = []
-        offset: float | None = None  # time of the first decoded sample
-        if start > _WARMUP:
-            # Seek a little early: a codec with overlapping frames (AAC) needs one frame of
-            # context before its output is exact.
-            target = start - _WARMUP
-            container.seek(int(target / stream.time_base), stream=stream, backward=True)
-        try:
-            for frame in container.decode(stream):
-                if offset is None:
-                    offset = float(frame.time or 0.0) if start > _WARMUP else 0.0
-                if frame.format.name == "fltp":
-                    chunks.append(frame.to_ndarray())
-                else:
-                    chunks.extend(o.to_ndarray() for o in resampler.resample(frame))
-                if end > 0 and frame.time is not None and frame.time > end:
-                    break
-            chunks.extend(o.to_ndarray() for o in resampler.resample(None))
-        except av.FFmpegError as e:
-            raise AudioDecodeError(f"{path}: audio decode failed ({e})") from e
-    if not chunks:
+    """The whole of :func:`iter_audio`'s output as one array, (samples,) or (channels, n)."""
+    blocks = [b for b in iter_audio(path, sample_rate, mono, start, end) if b.shape[-1]]
+    if not blocks:
         raise AudioDecodeError(f"{path}: audio track holds no samples")
-    chunks = [c for c in chunks if c.size]
-    if not chunks:
-        raise AudioDecodeError(f"{path}: audio track holds no samples")
-    wav = np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
-    if mono and wav.shape[0] > 1:
-        wav = wav.mean(axis=0, keepdims=True)
-    if start > 0 or end > 0:
-        base = offset or 0.0
-        s = max(0, int(round((start - base) * native)))
-        e = int(round((end - base) * native)) if end > 0 else wav.shape[1]
-        wav = wav[:, s:e]
-        if wav.shape[1] == 0:
-            raise AudioDecodeError(f"{path}: no audio between {start} s and {end} s")
-    if native != sample_rate:
-        import soxr
-
-        wav = np.ascontiguousarray(soxr.resample(wav.T, native, sample_rate).T, dtype=np.float32)
-    return wav[0] if mono else wav
+    return np.concatenate(blocks, axis=-1)

@@ -2,11 +2,13 @@
 
 from .format import SCHEMA_VERSION, ClipFeatures, array_checksum, dataset_checksum
 from .reader import FeatureReader, ShardError, read_clip_group
+from .sink import ClipSink
 from .writer import ShardWriter, atomic_write_text, write_clip_group
 
 __all__ = [
     "SCHEMA_VERSION",
     "ClipFeatures",
+    "ClipSink",
     "FeatureReader",
     "ShardError",
     "ShardWriter",

@@ -7,6 +7,7 @@ version and completeness of every file it opens.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -28,18 +29,24 @@ class ShardError(RuntimeError):
     """A feature directory or shard is incomplete, corrupt, or of an unreadable schema."""
 
 
-def read_clip_group(group: h5py.Group, verify: bool = False) -> ClipFeatures:
-    arrays: dict[str, np.ndarray] = {}
+def read_clip_group(
+    group: h5py.Group, verify: bool = False, arrays: Iterable[str] | None = None
+) -> ClipFeatures:
+    """One clip group as ClipFeatures: every array, or only those named in ``arrays``."""
+    wanted = None if arrays is None else set(arrays)
+    if wanted is not None and (missing := wanted - set(group)):
+        raise KeyError(f"{group.name} has no array(s) {sorted(missing)}")
+    out: dict[str, np.ndarray] = {}
     for name, ds in group.items():
-        if name in (TIMESTAMPS, VALID):
+        if name in (TIMESTAMPS, VALID) or (wanted is not None and name not in wanted):
             continue
         arr = ds[()]
         if verify and ds.attrs.get("sha256") != array_checksum(arr):
             raise ShardError(f"{group.name}/{name}: checksum mismatch (corrupt data)")
-        arrays[name] = arr
+        out[name] = arr
     attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in group.attrs.items()}
     return ClipFeatures(
-        arrays=arrays,
+        arrays=out,
         timestamps=group[TIMESTAMPS][()],
         valid=group[VALID][()].astype(bool),
         attrs=attrs,
@@ -114,15 +121,18 @@ class FeatureReader:
                 attrs[key] = json.loads(attrs[key])
         return attrs
 
-    def read(self, clip_id: str, verify: bool = False) -> ClipFeatures:
-        """One clip's arrays; ``verify`` recomputes each array's checksum."""
+    def read(
+        self, clip_id: str, verify: bool = False, arrays: Iterable[str] | None = None
+    ) -> ClipFeatures:
+        """One clip's arrays (all, or those named in ``arrays``); ``verify`` recomputes each
+        array's checksum."""
         try:
             name = self._clips[clip_id]
         except KeyError:
             raise KeyError(f"clip {clip_id!r} is not in {self.dir}") from None
         try:
             group = self._shard(name)[CLIPS_GROUP][clip_id]
-            return read_clip_group(group, verify=verify)
+            return read_clip_group(group, verify=verify, arrays=arrays)
         except (OSError, KeyError) as e:
             raise ShardError(f"{self.dir / name}: cannot read clip {clip_id!r} ({e})") from e
 

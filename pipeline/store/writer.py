@@ -42,8 +42,8 @@ from .format import (
 Compression = str  # "gzip" | "lzf" | "none"
 
 
-def _compression_kwargs(compression: Compression, arr: np.ndarray) -> dict[str, Any]:
-    if compression == "none" or arr.size < 64:
+def compression_kwargs(compression: Compression, n_elements: int) -> dict[str, Any]:
+    if compression == "none" or n_elements < 64:
         return {}
     if compression == "gzip":
         return {"compression": "gzip", "compression_opts": 4, "shuffle": True}
@@ -63,7 +63,7 @@ def write_clip_group(
     for name, arr in feats.arrays.items():
         arr = np.ascontiguousarray(arr)
         ds = group.create_dataset(
-            name, data=arr, track_times=False, **_compression_kwargs(compression, arr)
+            name, data=arr, track_times=False, **compression_kwargs(compression, arr.size)
         )
         ds.attrs["sha256"] = array_checksum(arr)
     group.create_dataset(TIMESTAMPS, data=feats.timestamps, track_times=False)
