@@ -1,8 +1,12 @@
 """Media the visual-stage tests make for themselves: no-face clips, corrupt clips, clips with a
-face that leaves the frame while a tone plays."""
+face that leaves the frame while a tone plays, and awkward real-world variants (variable frame
+rate, a phone's display rotation, odd sizes, two faces, audio only)."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -62,3 +66,118 @@ def face_gap_clip(
     on = (t >= gap[0]) & (t < gap[1])
     audio[on] = 0.5 * np.sin(2 * np.pi * 440 * t[on])
     return encode_video(path, frames, fps=fps, audio=audio.astype(np.float32), sample_rate=sr)
+
+
+def encode_frames(
+    path: Path,
+    frames: Iterable[np.ndarray],
+    fps: float = 30.0,
+    times: Sequence[float] | None = None,
+    rotation: int = 0,
+    pix_fmt: str = "yuv420p",
+    audio: np.ndarray | None = None,
+    sample_rate: int = 48000,
+) -> Path:
+    """An H.264 (+ mono AAC) MP4 with the awkward parts of real recordings.
+
+    ``times``: each frame's presentation time in seconds, written on a 1/1000 s time base (a
+    variable frame rate when the gaps differ); None = a constant ``fps``. ``rotation``: the
+    display matrix's counterclockwise turn in degrees (a phone's portrait recording is -90):
+    the ``frames`` are the pictures as displayed, and each is stored turned the other way, as a
+    phone's sensor records them. ``pix_fmt`` yuv444p takes odd sizes (yuv420p does not).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    turns = round(rotation / 90) % 4
+    with av.open(str(path), "w") as out:
+        vs = astream = None
+        for i, shown in enumerate(frames):
+            stored = np.ascontiguousarray(np.rot90(shown, -turns))
+            if vs is None:
+                vs = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+                vs.width, vs.height = stored.shape[1], stored.shape[0]
+                vs.pix_fmt = pix_fmt
+                vs.options = {"preset": "veryfast"}
+                if times is not None:
+                    vs.codec_context.time_base = Fraction(1, 1000)
+                if rotation:
+                    vs.set_display_rotation(rotation)
+                if audio is not None:  # every stream is added before the first packet
+                    # The fast AAC coder: ten minutes encode in about 3 s instead of 7.
+                    astream = out.add_stream(
+                        "aac", rate=sample_rate, options={"aac_coder": "fast"}
+                    )
+                    astream.layout = "mono"
+            frame = av.VideoFrame.from_ndarray(stored, format="rgb24")
+            if times is not None:
+                frame.pts = round(times[i] * 1000)
+                frame.time_base = Fraction(1, 1000)
+            out.mux(vs.encode(frame))
+        if vs is None:
+            raise ValueError("encode_frames: no frames given")
+        out.mux(vs.encode(None))
+        if astream is not None:
+            wav = np.asarray(audio, np.float32).reshape(1, -1)
+            for i in range(0, wav.shape[1], 1024):
+                af = av.AudioFrame.from_ndarray(
+                    np.ascontiguousarray(wav[:, i : i + 1024]), format="flt", layout="mono"
+                )
+                af.sample_rate = sample_rate
+                af.pts = i
+                out.mux(astream.encode(af))
+            out.mux(astream.encode(None))
+    return path
+
+
+def encode_audio_only(path: Path, audio: np.ndarray, sample_rate: int = 48000) -> Path:
+    """A mono AAC file with no video track (``.m4a``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("aac", rate=sample_rate)
+        stream.layout = "mono"
+        wav = np.asarray(audio, np.float32).reshape(1, -1)
+        for i in range(0, wav.shape[1], 1024):
+            af = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(wav[:, i : i + 1024]), format="flt", layout="mono"
+            )
+            af.sample_rate = sample_rate
+            af.pts = i
+            out.mux(stream.encode(af))
+        out.mux(stream.encode(None))
+    return path
+
+
+def two_faces_frames(
+    n_frames: int,
+    width: int = 320,
+    height: int = 180,
+    big: int = 150,
+    small: int = 100,
+    blur_big: float = 0.0,
+    fps: float = 30.0,
+) -> Iterator[np.ndarray]:
+    """Two copies of the astronaut's face side by side, each swaying a little: a ``big``-pixel
+    one in the left half and a ``small``-pixel one in the right half (sizes of the 200-pixel
+    patch around the face). ``blur_big`` > 0 blurs the big face (Gaussian sigma in patch
+    pixels), which lowers MTCNN's confidence in it below the sharp small face's."""
+    import cv2
+    from skimage import data
+
+    patch = data.astronaut()[17:217, 124:324]  # 200 x 200 around the face
+    big_patch = cv2.GaussianBlur(patch, (0, 0), blur_big) if blur_big > 0 else patch
+    for i in range(n_frames):
+        t = i / fps
+        img = np.full((height, width, 3), (96, 96, 112), np.uint8)
+        for src, side, cx, phase in (
+            (big_patch, big, 0.28 * width, 0.0),
+            (patch, small, 0.76 * width, 1.3),
+        ):
+            m = cv2.getRotationMatrix2D(
+                (100.0, 100.0), 4.0 * math.sin(2 * math.pi * 0.3 * t + phase), side / 200
+            )
+            m[0, 2] += cx + 6.0 * math.sin(2 * math.pi * 0.2 * t + phase) - 100.0
+            m[1, 2] += height / 2 - 100.0
+            img = cv2.warpAffine(
+                src, m, (width, height), dst=img, flags=cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_TRANSPARENT,
+            )  # fmt: skip
+        yield img

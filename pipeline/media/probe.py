@@ -34,7 +34,8 @@ def _stream_duration(stream: av.stream.Stream) -> float:
 
 
 def probe(path: str | Path) -> MediaInfo:
-    """Open ``path`` and read its stream headers. Decodes at most nothing."""
+    """Open ``path`` and read its stream headers. Decodes at most one video frame (for the
+    display rotation)."""
     path = Path(path)
     if not path.exists():
         raise ProbeError(f"{path}: file not found")
@@ -60,7 +61,7 @@ def probe(path: str | Path) -> MediaInfo:
             fps = float(Fraction(rate)) if rate else 0.0
             n_frames = int(video.frames or 0)
             width, height = video.codec_context.width, video.codec_context.height
-            rotation = _rotation(video)
+            rotation = _rotation(container, video)
         sample_rate = channels = 0
         if audio is not None:
             sample_rate = int(audio.codec_context.sample_rate or 0)
@@ -79,13 +80,16 @@ def probe(path: str | Path) -> MediaInfo:
     )
 
 
-def _rotation(stream: av.video.stream.VideoStream) -> int:
-    """Rotation from the stream's display matrix side data, when PyAV exposes it."""
+def _rotation(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> int:
+    """Counterclockwise degrees (0-359) from the stream's display matrix (phone videos).
+
+    PyAV exposes no stream-level side data (``stream.side_data`` does not exist in PyAV 18, so
+    looking there found nothing and every phone video probed as unrotated), but FFmpeg copies
+    the display matrix onto each decoded frame: the first frame is decoded to read it.
+    """
     try:
-        for sd in getattr(stream, "side_data", {}) or {}:
-            if "DISPLAYMATRIX" in str(sd).upper():
-                value = stream.side_data[sd]
-                return int(round(float(value))) % 360
+        for frame in container.decode(stream):
+            return int(round(frame.rotation or 0)) % 360
     except Exception:  # noqa: BLE001 - rotation is best effort metadata
         return 0
     return 0

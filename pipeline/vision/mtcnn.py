@@ -85,6 +85,7 @@ class FaceDetector:
         self.device = torch.device(device)
         self.select = select
         self.min_prob = min_prob
+        self.min_face_size = min_face_size
         self.mtcnn = MTCNN(
             min_face_size=min_face_size,
             thresholds=list(thresholds),
@@ -102,6 +103,12 @@ class FaceDetector:
         keeps one face per frame by the ``select`` rule among faces scoring >= ``min_prob``."""
         out = FaceBatch.empty(len(images))
         if len(images) == 0:
+            return out
+        # facenet-pytorch builds its image pyramid from min(H, W) * 12 / min_face_size >= 12:
+        # for frames smaller than the smallest face (a tiny video, or a very wide one scaled
+        # down for detection) the pyramid is empty and it fails on torch.cat of an empty list.
+        # No face that size fits in such a frame, so none is found.
+        if min(images.shape[1:3]) * (12.0 / self.min_face_size) < 12:
             return out
         boxes, probs, points = self.mtcnn.detect(np.ascontiguousarray(images), landmarks=True)
         for i in range(len(images)):
