@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -119,13 +120,13 @@ def _worker_extractor(name: str, config: Any, n_threads: int) -> Extractor:
     key = (name, params_hash(config))
     ex = _WORKER_EXTRACTORS.get(key)
     if ex is None:
-        if n_threads:
-            with contextlib.suppress(ImportError):
-                import torch
-
-                torch.set_num_threads(n_threads)
         ex = make_extractor(name, config)
         ex.ensure_setup()
+        # Only when the extractor loaded torch: importing it just to set its threads costs a
+        # worker of an audio stage about 400 MB.
+        torch = sys.modules.get("torch")
+        if n_threads and torch is not None:
+            torch.set_num_threads(n_threads)
         _WORKER_EXTRACTORS[key] = ex
     return ex
 
