@@ -8,6 +8,9 @@ O-net at full resolution (see :mod:`pipeline.vision.face_track`). When a frame h
 faces, the most confident (``select: confidence``) or the largest is kept. The crop is a
 square centred on the face box, ``1 + margin`` times its longer side, cut from the
 full-resolution frame (parts outside the frame are black) and resized to ``crop_size``.
+Rows go to the clip's output ``batch_size`` frames at a time (a
+:class:`~pipeline.features.base.StreamingExtractor`), so a long video costs no more memory
+than a short one.
 
 Arrays (T = sampled frames; coordinates in pixels of the upright source frame, x right, y
 down, as facenet-pytorch reports them):

@@ -4,6 +4,8 @@ At 16 kHz a segment of 128 frames with hop 128 spans 128 * 128 / 16000 = 1.02 s.
 256-point FFT gives 129 bins; the Nyquist bin is dropped to make 128 x 128 (the paper's
 input size). Power is taken as |STFT|^2 of a Hann-windowed frame without centre padding
 (pylab.specgram's framing) and, with ``log``, converted to dB.
+The audio is read as a stream and segments go to the output as they fill, so memory does not
+grow with the recording's length.
 
 Output ``spectrogram``: float32 (N, 128, 128), segment-major; each segment is (time, freq).
 ``timestamps``: start of each segment in seconds. ``real_frames``: int32 (N,), the frames of
