@@ -1,7 +1,9 @@
 """The ``mer`` command: every stage outside DVC, plus tools to look at what was written.
 
 Exit codes: 0 success; 1 some clips failed and ``--strict`` (or ``runner.strict``) was set,
-or ``verify`` found a problem; 2 bad arguments or parameters; 3 missing input.
+or ``verify`` found a problem; 2 bad arguments or parameters; 3 missing input; 4 the run
+itself failed (unreadable shards, a lost cluster, ...): one line says why, ``-v`` shows the
+traceback.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import yaml
 
 from .config import ConfigError, Params, params_from_dict
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MISSING = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MISSING, EXIT_ERROR = 0, 1, 2, 3, 4
 
 
 def _set_override(raw: dict[str, Any], assignment: str) -> None:
@@ -120,12 +122,52 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
-    from .inspect import verify
+def _feature_dirs(paths: list[str]) -> list[Path]:
+    """Feature directories named on the command line; a folder of them (data/features/<corpus>)
+    stands for each of its feature directories."""
+    from .store.format import INDEX_NAME
 
-    problems = verify(Path(args.path), manifest=Path(args.manifest) if args.manifest else None)
-    _emit(args, {"ok": not problems, "problems": problems},
-          "OK" if not problems else "\n".join(problems))
+    out: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        subdirs = _subdirs(path) if not (path / INDEX_NAME).exists() else []
+        if any((p / INDEX_NAME).exists() for p in subdirs):
+            out += subdirs
+        else:
+            out.append(path)
+    return out
+
+
+def _subdirs(path: Path) -> list[Path]:
+    """Visible subfolders (a writer's hidden ``.<name>.writing-<pid>`` ones are not features)."""
+    if not path.is_dir():
+        return []
+    return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .verify import verify_features
+    from .workflow import layout
+
+    if args.tolerance < 0:
+        raise ValueError(f"--tolerance must be >= 0 seconds, got {args.tolerance}")
+    manifest = Path(args.manifest) if args.manifest else None
+    if args.paths:
+        dirs = _feature_dirs(args.paths)
+    else:  # the corpus of the parameters (--name): all its features, against its manifest
+        lay = layout(load_cli_params(args), args.root)
+        base = lay.features_dir("mel").parent  # data/features/<corpus>
+        dirs = _subdirs(base)
+        if not dirs:
+            raise FileNotFoundError(f"no feature directories under {base}; run mer extract")
+        manifest = manifest or lay.clips_csv
+    if manifest is not None and not manifest.exists():
+        raise FileNotFoundError(f"clip manifest {manifest} not found; run mer ingest first")
+    problems = verify_features(dirs, manifest=manifest, tolerance=args.tolerance)
+    checked = ", ".join(str(d) for d in dirs)
+    _emit(args, {"ok": not problems, "problems": problems, "checked": [str(d) for d in dirs],
+                 "manifest": str(manifest) if manifest else None},
+          f"OK: {checked}" if not problems else "\n".join(problems))
     return EXIT_OK if not problems else EXIT_FAILED
 
 
@@ -216,9 +258,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inspect", parents=[common], help="what a shard or feature dir holds")
     p.add_argument("path")
     p.set_defaults(func=cmd_inspect)
-    p = sub.add_parser("verify", parents=[common], help="check a feature directory")
-    p.add_argument("path")
-    p.add_argument("--manifest", help="clips.csv whose clips must all be present")
+    p = sub.add_parser(
+        "verify", parents=[common],
+        help="check feature directories, each alone and against each other",
+        description="Check feature directories: each one's files, clips and checksums, and "
+        "across them (with a manifest) the clip set, source hashes and time spans. "
+        "Exit 0 when sound, 1 when a problem was found (one line each).",
+    )
+    p.add_argument("paths", nargs="*", metavar="PATH",
+                   help="feature directories, or a folder of them (data/features/CORPUS); "
+                   "none: every feature of the corpus (corpus.name, --name) against its "
+                   "manifests/CORPUS/clips.csv")
+    p.add_argument("--manifest", help="clips.csv whose clips must all be present (failures "
+                   "recorded beside it excepted) and whose durations and hashes they must fit")
+    p.add_argument("--tolerance", type=float, default=0.5, metavar="SECONDS",
+                   help="time by which a feature's data may miss the clip's span (default 0.5; "
+                   "a feature whose rows lie further apart gets its row spacing)")
     p.set_defaults(func=cmd_verify)
     p = sub.add_parser("export-csd", parents=[common],
                        help="feature directory -> CMU Multimodal SDK .csd file")
@@ -262,6 +317,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"mer: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as e:  # noqa: BLE001 - one clear line instead of a traceback
+        if args.verbose:
+            raise
+        print(f"mer: failed: {type(e).__name__}: {e} (-v shows the traceback)", file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -187,6 +187,15 @@ def _extract_to_cache(extractor: Extractor, task: Task, runner: RunnerConfig) ->
     return attrs
 
 
+def _remove_leftovers(cache_root: Path) -> None:
+    """Delete the temporary files that killed workers left for clips now complete (a worker
+    that dies mid-clip leaves ``<key>.h5.<pid>...tmp``; the clip is extracted again)."""
+    for tmp in cache_root.glob("*/*.h5.*.tmp"):
+        final = tmp.with_name(tmp.name.split(".h5.", 1)[0] + ".h5")
+        if final.exists():
+            tmp.unlink(missing_ok=True)
+
+
 def _batches(tasks: list[Task], size: int) -> Iterator[list[Task]]:
     for i in range(0, len(tasks), max(1, size)):
         yield tasks[i : i + size]
@@ -244,7 +253,9 @@ def run_extraction(
     from .config import to_dict
 
     config_dict = to_dict(extractor.config)
-    cache_root = Path(cache_dir) / feature
+    # Absolute paths: workers on a cluster need not share the driver's working directory.
+    corpus_root = Path(corpus_root).absolute()
+    cache_root = Path(cache_dir).absolute() / feature
     tasks: list[Task] = []
     reused = 0
     failures: list[Failure] = []
@@ -285,6 +296,7 @@ def run_extraction(
                 for batch in par(jobs):
                     outcomes.extend(batch)
                     bar.update(len(batch))
+    _remove_leftovers(cache_root)
     for o in outcomes:
         if not o.ok:
             failures.append(Failure(o.clip_id, feature, o.reason, o.exception_type))

@@ -49,6 +49,12 @@ def test_bad_parameter_and_missing_input_exit_codes(project_factory, sample_clip
     assert p.returncode == 3 and "corpus.root" in p.stderr
     p = _mer(root, "inspect", str(root / "nothing"))
     assert p.returncode == 3
+    (root / "garbage.h5").write_bytes(b"not an HDF5 file at all")
+    p = _mer(root, "inspect", str(root / "garbage.h5"))
+    assert p.returncode == 4 and "Traceback" not in p.stderr
+    assert p.stderr.startswith("mer: failed: OSError") and "-v shows" in p.stderr
+    p = _mer(root, "inspect", "-v", str(root / "garbage.h5"))
+    assert p.returncode == 1 and "Traceback" in p.stderr
 
 
 def test_strict_flag_turns_failures_into_exit_1(project_factory, sample_clips, tmp_path):

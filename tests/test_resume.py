@@ -62,6 +62,11 @@ def test_kill_mid_stage_then_resume(project_factory, sample_clips, caplog):
     assert _shard_arrays(out) == old
     assert not list(out.glob("*.tmp"))
 
+    # What a worker killed mid-clip leaves: a temporary file beside a clip's final name.
+    finished = next(cache.glob("*/*.h5"))
+    leftover = finished.with_name(f"{finished.name}.424242.1.tmp")
+    leftover.write_bytes(b"partial")
+
     caplog.set_level("INFO", logger="pipeline.runner")
     t0 = time.perf_counter()
     assert run_feature(params, "mel", root, progress=False) == 0
@@ -69,4 +74,5 @@ def test_kill_mid_stage_then_resume(project_factory, sample_clips, caplog):
     assert f"extracting {24 - done}, reusing {done}" in caplog.text
     assert _shard_arrays(out) == _shard_arrays(root / "reference")
     assert not list(out.parent.glob(".mel.*")), "leftover working directories"
+    assert not list(cache.glob("*/*.tmp")), "leftover temporary cache files"
     print(f"resumed {24 - done} clips in {resume_s:.2f} s")

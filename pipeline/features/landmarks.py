@@ -78,7 +78,8 @@ def with_faces_dir(params: Params, root: str | Path = ".") -> Params:
     cfg: LandmarksConfig = params.section("landmarks")
     if cfg.faces_dir:
         return params
-    faces = Layout(params.corpus.name, root=Path(root)).features_dir("faces")
+    # Absolute, so workers on a cluster find it from any working directory.
+    faces = Layout(params.corpus.name, root=Path(root).absolute()).features_dir("faces")
     extra = dict(params.extra)
     extra["landmarks"] = dataclasses.replace(cfg, faces_dir=str(faces))
     return dataclasses.replace(params, extra=extra)
@@ -268,6 +269,9 @@ class LandmarksExtractor(Extractor):
         from ..config import to_dict
 
         out = to_dict(self.config)
+        # Where the faces shards lie does not define the output (what they hold does, through
+        # model_token), so the cache survives moving the project.
+        out.pop("faces_dir")
         # Only the active backend's settings define the output.
         if self.config.backend == "dlib":
             for k in (

@@ -136,6 +136,16 @@ class FeatureReader:
         except (OSError, KeyError) as e:
             raise ShardError(f"{self.dir / name}: cannot read clip {clip_id!r} ({e})") from e
 
+    def rows(self, clip_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(timestamps, valid)`` of one clip, without reading its arrays."""
+        try:
+            group = self._shard(self._clips[clip_id])[CLIPS_GROUP][clip_id]
+            return group[TIMESTAMPS][()], group[VALID][()].astype(bool)
+        except KeyError:
+            raise KeyError(f"clip {clip_id!r} is not in {self.dir}") from None
+        except OSError as e:
+            raise ShardError(f"{self.dir}: cannot read clip {clip_id!r} ({e})") from e
+
     def close(self) -> None:
         for f in self._files.values():
             f.close()
