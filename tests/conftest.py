@@ -69,4 +69,16 @@ def project_factory(tmp_path: Path):
     return factory
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for the module, as the runner's workers use: MTCNN's small batches
+    run fastest so, and two threads fighting for a 2-core machine run several times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 os.environ.setdefault("TQDM_DISABLE", "1")

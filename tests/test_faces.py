@@ -27,16 +27,7 @@ def _config() -> FacesConfig:
     return load_params(REPO / "params.yaml").section("faces")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """One thread per process, as the runner's workers use: small MTCNN batches on a busy
-    2-core machine run several times slower with two threads fighting for the cores."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -90,15 +90,7 @@ def _long_frames(n: int, size: int = 64):
         yield np.stack([r, g, b], axis=-1).astype(np.uint8)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """One torch thread, as the runner's workers use (MTCNN's small batches run fastest so)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

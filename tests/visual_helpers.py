@@ -116,16 +116,21 @@ def encode_frames(
             raise ValueError("encode_frames: no frames given")
         out.mux(vs.encode(None))
         if astream is not None:
-            wav = np.asarray(audio, np.float32).reshape(1, -1)
-            for i in range(0, wav.shape[1], 1024):
-                af = av.AudioFrame.from_ndarray(
-                    np.ascontiguousarray(wav[:, i : i + 1024]), format="flt", layout="mono"
-                )
-                af.sample_rate = sample_rate
-                af.pts = i
-                out.mux(astream.encode(af))
-            out.mux(astream.encode(None))
+            _write_mono(out, astream, audio, sample_rate)
     return path
+
+
+def _write_mono(out, stream, audio: np.ndarray, sample_rate: int) -> None:
+    """Encode a mono float waveform into ``stream`` of container ``out`` and flush it."""
+    wav = np.asarray(audio, np.float32).reshape(1, -1)
+    for i in range(0, wav.shape[1], 1024):
+        af = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(wav[:, i : i + 1024]), format="flt", layout="mono"
+        )
+        af.sample_rate = sample_rate
+        af.pts = i
+        out.mux(stream.encode(af))
+    out.mux(stream.encode(None))
 
 
 def encode_audio_only(path: Path, audio: np.ndarray, sample_rate: int = 48000) -> Path:
@@ -134,15 +139,7 @@ def encode_audio_only(path: Path, audio: np.ndarray, sample_rate: int = 48000) -
     with av.open(str(path), "w") as out:
         stream = out.add_stream("aac", rate=sample_rate)
         stream.layout = "mono"
-        wav = np.asarray(audio, np.float32).reshape(1, -1)
-        for i in range(0, wav.shape[1], 1024):
-            af = av.AudioFrame.from_ndarray(
-                np.ascontiguousarray(wav[:, i : i + 1024]), format="flt", layout="mono"
-            )
-            af.sample_rate = sample_rate
-            af.pts = i
-            out.mux(stream.encode(af))
-        out.mux(stream.encode(None))
+        _write_mono(out, stream, audio, sample_rate)
     return path
 
 

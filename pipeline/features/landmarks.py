@@ -40,10 +40,10 @@ from ..config import ConfigError, Params
 from ..hashing import params_hash
 from ..media.video import VideoDecodeError, iter_decoded, to_rgb
 from ..paths import Layout
-from ..store import ClipFeatures, FeatureReader
+from ..store import ClipSink, FeatureReader
 from ..store.reader import ShardError
 from . import register
-from .base import ClipSource, ExtractionError, Extractor
+from .base import ClipSource, ExtractionError, StreamingExtractor
 from .faces import resolve_device, torch_threads
 
 # A decoded frame belongs to a faces row when their times differ by less than this (s).
@@ -112,7 +112,7 @@ def faces_reader(faces_dir: str | Path) -> FeatureReader:
 
 
 @register
-class LandmarksExtractor(Extractor):
+class LandmarksExtractor(StreamingExtractor):
     name = "landmarks"
     config_class = LandmarksConfig
     primary = "landmarks"
@@ -163,7 +163,7 @@ class LandmarksExtractor(Extractor):
             self._token = f"{weights}|faces:{faces}"
         return self._token
 
-    def extract(self, source: ClipSource) -> ClipFeatures:
+    def extract_into(self, source: ClipSource, sink: ClipSink) -> dict[str, Any]:
         cfg: LandmarksConfig = self.config
         if not cfg.faces_dir:
             raise ExtractionError(
@@ -172,9 +172,9 @@ class LandmarksExtractor(Extractor):
         self.ensure_setup()
         fan_on_cpu = cfg.backend == "fan" and self.landmarker.device.type == "cpu"
         with torch_threads(cfg.torch_threads if fan_on_cpu else 0):
-            return self._extract(source)
+            return self._extract(source, sink)
 
-    def _extract(self, source: ClipSource) -> ClipFeatures:
+    def _extract(self, source: ClipSource, sink: ClipSink) -> dict[str, Any]:
         cfg: LandmarksConfig = self.config
         reader = faces_reader(cfg.faces_dir)
         if source.clip_id not in reader:
@@ -199,9 +199,9 @@ class LandmarksExtractor(Extractor):
         boxes = faces.arrays["boxes"].astype(np.float64)
         regions = faces.arrays["crop_boxes"].astype(np.float64)
         n = len(times)
-        points = np.full((n, 68, 2), np.nan)
-        conf = np.full((n, 68), np.nan)
+        filled = faces.arrays["filled"].astype(bool)
         todo = {int(i) for i in np.nonzero(valid)[0]}
+        out = _RowsOut(times, valid, boxes, regions, filled, sink)
         frames = iter_decoded(
             source.path, fps=fps, start=source.start, end=source.end, threads=cfg.decode_threads
         )
@@ -218,52 +218,28 @@ class LandmarksExtractor(Extractor):
                 batch_rows.append(row)
                 batch_frames.append(to_rgb(frame))
                 if len(batch_rows) >= batch_size:
-                    self._run(batch_rows, batch_frames, boxes, points, conf)
+                    out.put(batch_rows, *self.landmarker.predict(batch_frames, boxes[batch_rows]))
                     todo.difference_update(batch_rows)
                     batch_rows, batch_frames = [], []
         except VideoDecodeError as e:
             raise ExtractionError(f"{source.clip_id}: {e}") from e
         if batch_rows:
-            self._run(batch_rows, batch_frames, boxes, points, conf)
+            out.put(batch_rows, *self.landmarker.predict(batch_frames, boxes[batch_rows]))
             todo.difference_update(batch_rows)
         if todo:
             raise ExtractionError(
                 f"{source.clip_id}: {len(todo)} frame(s) of the faces shards were not found "
                 f"when decoding the video again (first at {times[min(todo)]:.3f} s)"
             )
-        side = (regions[:, 2] - regions[:, 0])[:, None, None]
-        crop_pts = (points - regions[:, None, :2]) / side
-        return ClipFeatures(
-            arrays={
-                "landmarks": points.astype(np.float32),
-                "landmarks_crop": crop_pts.astype(np.float32),
-                "confidence": conf.astype(np.float32),
-                "boxes": boxes.astype(np.float32),
-                "filled": faces.arrays.get("filled", np.zeros(n, bool)).astype(bool),
-            },
-            timestamps=times,
-            valid=valid,
-            attrs={
-                "backend": self.landmarker.name,
-                "has_confidence": bool(self.landmarker.has_confidence),
-                "n_frames": n,
-                "n_faces": int(valid.sum()),
-                "frame_width": int(faces.attrs.get("frame_width", 0)),
-                "frame_height": int(faces.attrs.get("frame_height", 0)),
-            },
-        )
-
-    def _run(
-        self,
-        rows: list[int],
-        frames: list[np.ndarray],
-        boxes: np.ndarray,
-        points: np.ndarray,
-        conf: np.ndarray,
-    ) -> None:
-        p, c = self.landmarker.predict(frames, boxes[rows])
-        points[rows] = p
-        conf[rows] = c
+        out.put([], np.zeros((0, 68, 2)), np.zeros((0, 68)), upto=n)
+        return {
+            "backend": self.landmarker.name,
+            "has_confidence": bool(self.landmarker.has_confidence),
+            "n_frames": n,
+            "n_faces": int(valid.sum()),
+            "frame_width": int(faces.attrs.get("frame_width", 0)),
+            "frame_height": int(faces.attrs.get("frame_height", 0)),
+        }
 
     def params(self) -> dict[str, Any]:
         from ..config import to_dict
@@ -289,3 +265,44 @@ class LandmarksExtractor(Extractor):
             out.pop("decode_threads")
             out.pop("torch_threads")
         return out
+
+
+class _RowsOut:
+    """Appends landmark rows to the sink in time order as batches finish: rows before a
+    finished batch's last row are final (a face row computed, a no-face row all NaN)."""
+
+    def __init__(self, times, valid, boxes, regions, filled, sink: ClipSink) -> None:
+        self.times, self.valid, self.boxes = times, valid, boxes
+        self.regions, self.filled, self.sink = regions, filled, sink
+        self.next = 0  # first row not yet appended
+        self.pending: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def put(
+        self, rows: list[int], points: np.ndarray, conf: np.ndarray, upto: int | None = None
+    ) -> None:
+        for r, p, c in zip(rows, points, conf, strict=True):
+            self.pending[r] = (p, c)
+        end = upto if upto is not None else (max(rows) + 1 if rows else self.next)
+        if end <= self.next:
+            return
+        span = range(self.next, end)
+        pts = np.full((len(span), 68, 2), np.nan)
+        cf = np.full((len(span), 68), np.nan)
+        for i, r in enumerate(span):
+            if r in self.pending:
+                pts[i], cf[i] = self.pending.pop(r)
+        sl = slice(self.next, end)
+        regions = self.regions[sl]
+        side = (regions[:, 2] - regions[:, 0])[:, None, None]
+        self.sink.append(
+            {
+                "landmarks": pts.astype(np.float32),
+                "landmarks_crop": ((pts - regions[:, None, :2]) / side).astype(np.float32),
+                "confidence": cf.astype(np.float32),
+                "boxes": self.boxes[sl].astype(np.float32),
+                "filled": self.filled[sl],
+            },
+            self.times[sl],
+            self.valid[sl],
+        )
+        self.next = end
