@@ -92,7 +92,7 @@ def cmd_folds(args: argparse.Namespace) -> int:
 
 def cmd_extract(args: argparse.Namespace) -> int:
     from .manifest import read_failures
-    from .workflow import layout, run_feature, run_ingest
+    from .workflow import feature_records, layout, run_feature, run_ingest
 
     params = load_cli_params(args)
     lay = layout(params, args.root)
@@ -103,11 +103,13 @@ def cmd_extract(args: argparse.Namespace) -> int:
         out = Path(args.out) / feature if args.out else None
         code = max(code, run_feature(params, feature, args.root, progress=not args.quiet,
                                      out_dir=out))
-        fails = read_failures(lay.failures_csv(feature))
+        failures_csv, metrics_json = feature_records(lay, feature, out)
+        fails = read_failures(failures_csv)
         where = out or lay.features_dir(feature)
-        _emit(args, {"feature": feature, "out": str(where), "failed": len(fails)},
+        _emit(args, {"feature": feature, "out": str(where), "failed": len(fails),
+                     "failures": str(failures_csv), "metrics": str(metrics_json)},
               f"{feature}: wrote {where} ({len(fails)} failed clip(s), see "
-              f"{lay.failures_csv(feature)})")
+              f"{failures_csv}; metrics in {metrics_json})")
     return code
 
 

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .ids import check_name
 from .store.writer import atomic_write_text
 
 FIXED_COLUMNS = (
@@ -38,6 +39,12 @@ FIXED_COLUMNS = (
     "rotation",
 )
 FAILURE_COLUMNS = ("clip_id", "stage", "reason", "exception_type")
+
+# Python's csv module refuses fields over 131,072 characters by default; a transcript or the
+# word times of an hour-long talk are longer. The limit is raised on purpose, for every CSV
+# this package reads (the module-wide setting is the only one csv offers).
+FIELD_LIMIT = 2**31 - 1
+csv.field_size_limit(FIELD_LIMIT)
 
 
 @dataclass
@@ -106,6 +113,25 @@ def write_manifest(path: str | Path, entries: Iterable[ManifestEntry]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, _csv_text([header, *rows]))
+    _check_round_trip(path, entries)
+
+
+def _check_round_trip(path: Path, entries: list[ManifestEntry]) -> None:
+    """Read back what was written: a manifest that does not give back its entries is an error
+    now, naming the file and the clip, not an unreadable corpus later."""
+    try:
+        back = read_manifest(path)
+    except (csv.Error, ValueError) as e:
+        raise ValueError(f"{path}: the clip manifest just written cannot be read back ({e})") from e
+    if len(back) != len(entries):
+        raise ValueError(f"{path}: wrote {len(entries)} clips but reads back {len(back)}")
+    for a, b in zip(entries, back, strict=True):
+        if (a.clip_id, a.path, a.transcript, a.meta) != (b.clip_id, b.path, b.transcript,
+                                                          {k: b.meta.get(k, "") for k in a.meta}):
+            raise ValueError(
+                f"{path}: clip {a.clip_id} does not read back as written (path, transcript or "
+                f"meta fields differ)"
+            )
 
 
 def _csv_text(rows: list[list[Any]]) -> str:
@@ -122,14 +148,33 @@ def read_manifest(path: str | Path) -> list[ManifestEntry]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"clip manifest {path} not found; run the ingest stage first")
-    with open(path, newline="") as f:
+    try:
+        return _read_rows(path)
+    except csv.Error as e:
+        raise ValueError(f"{path}: not a readable clip manifest ({e})") from e
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text ({e})") from e
+
+
+def _read_rows(path: Path) -> list[ManifestEntry]:
+    with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         missing = [c for c in ("clip_id", "path") if c not in (reader.fieldnames or [])]
         if missing:
             raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
         out = []
-        for row in reader:
-            kw = {k: _parse(k, v) for k, v in row.items() if k in _TYPES}
+        seen: set[str] = set()
+        for line, row in enumerate(reader, start=2):
+            if None in row or None in row.values():
+                raise ValueError(f"{path}, row {line}: wrong number of fields")
+            cid = check_name(row.get("clip_id"), "clip id", f"{path}, row {line}")
+            if cid in seen:
+                raise ValueError(f"{path}, row {line}: clip id {cid} appears twice")
+            seen.add(cid)
+            try:
+                kw = {k: _parse(k, v) for k, v in row.items() if k in _TYPES}
+            except ValueError as e:
+                raise ValueError(f"{path}, row {line}: {e}") from e
             kw["scores"] = {
                 k[6:]: float(v) for k, v in row.items() if k.startswith("score_") and v != ""
             }

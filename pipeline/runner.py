@@ -1,48 +1,68 @@
 """Run one extractor over a clip manifest: cache, fan out, record failures, write shards.
 
-1. Each clip gets a cache key: sha256 of (source hash, cut, extractor name/version/params,
-   model token, schema version). Clips whose key is already in the per-clip cache
-   (``<cache_dir>/<corpus>/<feature>/<key[:2]>/<key>.h5``, outside the DVC outs) are reused.
+1. Each clip gets a cache key: sha256 of everything that defines its output: the media's
+   content hash and probe facts, the cut, the clip fields the extractor declares it reads
+   (transcript, word times, ... as text hashes), its per-clip inputs (e.g. the faces rows
+   under landmarks), the extractor's name, version and params, the model's content hash and
+   the schema version. Never a path or a time. Clips whose key is in the per-clip cache
+   (``<cache_dir>/<corpus>/<feature>/<key[:2]>/<key>.h5``, outside the DVC outs) and whose
+   checksums hold are reused; a media file that changed since ingest is a failure, never
+   features under the old hash (a memo of file stats spares re-hashing unchanged files).
 2. The rest go to joblib workers in small batches (loky processes by default, Dask for a
-   cluster). A worker builds its extractor and loads its models once, then writes each
-   clip's features to its cache file under a temporary name and renames it when complete.
+   cluster; :mod:`pipeline.execution`, which also retries the clips of a worker that died).
+   A worker builds its extractor and loads its models once, hashes each clip's media bytes
+   (a mismatch with the manifest fails the clip), writes its features to its cache file
+   under a temporary name unique to the process and renames it when complete.
 3. A clip that raises is recorded (clip id, stage, reason, exception type); the rest go on.
+   A model that cannot load fails the whole stage and leaves the previous output in place.
 4. The shards are assembled from the cache in manifest order, each written atomically, and
-   the index written last.
+   the index written last. The whole run holds the output's lock (:mod:`pipeline.locks`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
+import socket
 import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import h5py
-from joblib import Parallel, delayed, parallel_config
 from tqdm import tqdm
 
 from .config import RunnerConfig
+from .execution import run_batches, watch_parent
 from .features import ClipSource, Extractor, make_extractor
-from .hashing import params_hash
+from .features.base import restrict_source, source_key_inputs
+from .hashing import MediaHashMemo, file_sha256, params_hash
+from .locks import output_lock
 from .manifest import Failure, ManifestEntry
 from .store import SCHEMA_VERSION, ClipSink, ShardWriter
+from .store.integrity import clip_group_problems
 from .store.reader import ShardError
 from .store.writer import fsync_file
 
 log = logging.getLogger(__name__)
 
 CACHE_GROUP = "clip"  # the one group of a per-clip cache file
+HOST = socket.gethostname().replace(".", "_")
 
 # Worker-process state: extractors already set up, keyed by (name, params hash).
 _WORKER_EXTRACTORS: dict[tuple[str, str], Extractor] = {}
+
+
+class StageError(RuntimeError):
+    """The stage as a whole cannot run (a model that does not load): nothing is written."""
+
+
+class MediaChangedError(RuntimeError):
+    """A media file's bytes are not those the manifest recorded at ingest."""
 
 
 @dataclass
@@ -61,6 +81,9 @@ class ClipOutcome:
     reason: str = ""
     exception_type: str = ""
     audio_seconds: float = 0.0
+    setup_failed: bool = False  # the extractor's models did not load: the stage fails
+    media_sha256: str = ""  # the media bytes' hash as read in the worker
+    reused: bool = False  # a complete cache file was already there (a retried batch)
 
 
 @dataclass
@@ -105,13 +128,14 @@ def source_for(entry: ManifestEntry, root: str | Path) -> ClipSource:
     )
 
 
-def cache_key(extractor: Extractor, entry: ManifestEntry) -> str:
+def cache_key(extractor: Extractor, source: ClipSource) -> str:
+    """The clip's cache key (see the module docstring): a hash of content, never of paths."""
     return params_hash(
         {
             "schema": SCHEMA_VERSION,
             "extractor": extractor.cache_token(),
-            "source": entry.sha256,
-            "cut": [entry.start, entry.end],
+            "source": source_key_inputs(source, extractor.source_fields),
+            "inputs": extractor.clip_inputs(source),
         }
     )
 
@@ -132,27 +156,36 @@ def _worker_extractor(name: str, config: Any, n_threads: int) -> Extractor:
 
 
 def _run_batch(
-    name: str, config: dict[str, Any], tasks: list[Task], runner: RunnerConfig, n_threads: int
+    name: str,
+    config: dict[str, Any],
+    runner: RunnerConfig,
+    n_threads: int,
+    parent_pid: int,
+    tasks: list[Task],
 ) -> list[ClipOutcome]:
     """Executed in a worker: extract each clip of the batch into its cache file."""
+    watch_parent(parent_pid)
     outcomes = []
     try:
         extractor = _worker_extractor(name, config, n_threads)
-    except Exception as e:  # noqa: BLE001 - a model that cannot load fails every clip
+    except Exception as e:  # noqa: BLE001 - a model that cannot load fails the stage
         return [
-            ClipOutcome(t.clip_id, False, 0.0, f"setup failed: {e}", type(e).__name__)
+            ClipOutcome(t.clip_id, False, 0.0, f"setup failed: {e}", type(e).__name__,
+                        setup_failed=True)
             for t in tasks
         ]
     for t in tasks:
         t0 = time.perf_counter()
         try:
-            attrs = _extract_to_cache(extractor, t, runner)
+            attrs, sha, reused = _extract_to_cache(extractor, t, runner)
             outcomes.append(
                 ClipOutcome(
                     t.clip_id,
                     True,
                     time.perf_counter() - t0,
                     audio_seconds=float(attrs.get("audio_seconds", t.source.duration)),
+                    media_sha256=sha,
+                    reused=reused,
                 )
             )
         except Exception as e:  # noqa: BLE001 - every per-clip failure is recorded, not raised
@@ -163,13 +196,33 @@ def _run_batch(
     return outcomes
 
 
-def _extract_to_cache(extractor: Extractor, task: Task, runner: RunnerConfig) -> dict[str, Any]:
-    """Extract one clip straight into its cache file: written under a temporary name (rows
-    stream there once they pass ``runner.spill_mb``), marked complete, renamed into place.
-    A failure or a kill leaves no file under the final name."""
+def _check_media(task: Task) -> str:
+    """Hash the media bytes about to be read; refuse them when they are not the ingested ones."""
+    sha = file_sha256(task.source.path)
+    if task.source.sha256 and sha != task.source.sha256:
+        raise MediaChangedError(
+            f"{task.source.path.name} changed since ingest (its sha256 is now {sha[:12]}, the "
+            f"manifest has {task.source.sha256[:12]}): rerun ingest"
+        )
+    return sha
+
+
+def _extract_to_cache(
+    extractor: Extractor, task: Task, runner: RunnerConfig
+) -> tuple[dict[str, Any], str, bool]:
+    """Extract one clip straight into its cache file: written under a temporary name unique to
+    this host, process and thread (rows stream there once they pass ``runner.spill_mb``),
+    marked complete, renamed into place. A failure or a kill leaves no file under the final
+    name. Returns the clip's attrs, its media hash, and whether the file was already there."""
     path = Path(task.cache_path)
+    done = _read_cached(path) if path.exists() else None
+    if done is not None:  # a batch retried after its worker died had finished this clip
+        with done:
+            attrs = dict(done[CACHE_GROUP].attrs)
+        return attrs, task.source.sha256, True
+    sha = _check_media(task)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp = path.with_name(f"{path.name}.{HOST}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         with h5py.File(tmp, "w") as f:
             sink = ClipSink(
@@ -178,52 +231,29 @@ def _extract_to_cache(extractor: Extractor, task: Task, runner: RunnerConfig) ->
                 compression=runner.compression,
             )
             attrs = extractor.extract_into(task.source, sink)
-            sink.close(attrs, task.source.sha256, task.cache_key)
+            sink.close(attrs, sha, task.cache_key)
             f.attrs["complete"] = True
         fsync_file(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    return attrs
+    return attrs, sha, False
 
 
 def _remove_leftovers(cache_root: Path) -> None:
-    """Delete the temporary files that killed workers left for clips now complete (a worker
-    that dies mid-clip leaves ``<key>.h5.<pid>...tmp``; the clip is extracted again)."""
+    """Delete the temporary files that dead workers of this host left (``<key>.h5.<host>.
+    <pid>.<thread>.tmp``); another live run's files, or another host's, are left alone."""
+    from .store.writer import _pid_alive
+
     for tmp in cache_root.glob("*/*.h5.*.tmp"):
-        final = tmp.with_name(tmp.name.split(".h5.", 1)[0] + ".h5")
-        if final.exists():
+        parts = tmp.name.split(".h5.", 1)[-1].split(".")
+        if len(parts) == 4 and parts[0] == HOST and not _pid_alive(parts[1]):
             tmp.unlink(missing_ok=True)
 
 
 def _batches(tasks: list[Task], size: int) -> Iterator[list[Task]]:
     for i in range(0, len(tasks), max(1, size)):
         yield tasks[i : i + size]
-
-
-@contextlib.contextmanager
-def _backend(cfg: RunnerConfig) -> Iterator[dict[str, Any]]:
-    if cfg.backend == "dask":
-        from distributed import Client, LocalCluster
-
-        if cfg.scheduler:
-            client = Client(cfg.scheduler)
-        else:
-            cluster = LocalCluster(
-                n_workers=cfg.n_jobs, threads_per_worker=1, processes=True, dashboard_address=None
-            )
-            client = Client(cluster)
-        try:
-            with parallel_config(backend="dask"):
-                yield {"n_jobs": -1}
-        finally:
-            client.close()
-            if not cfg.scheduler:
-                cluster.close()
-    elif cfg.backend == "sequential" or cfg.n_jobs == 1:
-        yield {"n_jobs": 1, "backend": "sequential"}
-    else:
-        yield {"n_jobs": cfg.n_jobs, "backend": cfg.backend}
 
 
 def _read_cached(path: Path) -> h5py.File | None:
@@ -237,6 +267,28 @@ def _read_cached(path: Path) -> h5py.File | None:
     return f
 
 
+def _cache_entry_problems(path: Path, key: str) -> list[str]:
+    """Why a complete cache file must not be reused (checksums, confinement, its key)."""
+    f = _read_cached(path)
+    if f is None:
+        return ["unreadable or incomplete"]
+    with f:
+        group = f.get(CACHE_GROUP)
+        if not isinstance(group, h5py.Group):
+            return [f"no /{CACHE_GROUP} group"]
+        problems = [f"{name} {why}".strip() for name, why in clip_group_problems(group)]
+        stored = group.attrs.get("cache_key", "")
+        if isinstance(stored, bytes):
+            stored = stored.decode()
+        if stored != key:
+            problems.append(f"holds key {str(stored)[:12]}, not {key[:12]}")
+        return problems
+
+
+def _fail(feature: str, clip_id: str, reason: str, exc: str) -> Failure:
+    return Failure(clip_id, feature, reason, exc)
+
+
 def run_extraction(
     feature: str,
     config: Any,
@@ -247,7 +299,23 @@ def run_extraction(
     runner: RunnerConfig,
     progress: bool = True,
 ) -> RunSummary:
-    """Extract ``feature`` for every entry into shards under ``out_dir``."""
+    """Extract ``feature`` for every entry into shards under ``out_dir`` (holding its lock)."""
+    with output_lock(out_dir, feature):
+        return _run_extraction(
+            feature, config, entries, corpus_root, out_dir, cache_dir, runner, progress
+        )
+
+
+def _run_extraction(
+    feature: str,
+    config: Any,
+    entries: Sequence[ManifestEntry],
+    corpus_root: str | Path,
+    out_dir: str | Path,
+    cache_dir: str | Path,
+    runner: RunnerConfig,
+    progress: bool,
+) -> RunSummary:
     t_start = time.perf_counter()
     extractor = make_extractor(feature, config)
     from .config import to_dict
@@ -256,24 +324,44 @@ def run_extraction(
     # Absolute paths: workers on a cluster need not share the driver's working directory.
     corpus_root = Path(corpus_root).absolute()
     cache_root = Path(cache_dir).absolute() / feature
+    memo = MediaHashMemo(Path(cache_dir).absolute() / "media-sha256.json")
     tasks: list[Task] = []
     reused = 0
     failures: list[Failure] = []
     keys: dict[str, str] = {}
     for e in entries:
         try:
-            src = source_for(e, corpus_root)
+            full = source_for(e, corpus_root)
         except ValueError as err:
-            failures.append(Failure(e.clip_id, feature, str(err), type(err).__name__))
+            failures.append(_fail(feature, e.clip_id, str(err), type(err).__name__))
             continue
-        key = cache_key(extractor, e)
-        keys[e.clip_id] = key
+        if not full.sha256 and full.path.is_file():  # a manifest without hashes: hash now
+            full = replace(full, sha256=memo.get(full.path) or memo.put(
+                full.path, file_sha256(full.path)))
+        src = restrict_source(full, extractor.source_fields)
+        key = cache_key(extractor, src)
         path = cache_root / key[:2] / f"{key}.h5"
-        cached = _read_cached(path) if path.exists() else None
-        if cached is not None:
-            cached.close()
-            reused += 1
-            continue
+        if path.exists():
+            sha = memo.get(src.path)
+            if sha is None and src.path.is_file():
+                sha = memo.put(src.path, file_sha256(src.path))
+            if sha is not None and e.sha256 and sha != e.sha256:
+                failures.append(_fail(
+                    feature, e.clip_id,
+                    f"{src.path.name} changed since ingest (its sha256 is now {sha[:12]}, the "
+                    f"manifest has {e.sha256[:12]}): rerun ingest",
+                    MediaChangedError.__name__,
+                ))
+                continue
+            problems = _cache_entry_problems(path, key)
+            if not problems:
+                keys[e.clip_id] = key
+                reused += 1
+                continue
+            log.warning("%s: %s: cache entry %s is damaged (%s); extracting it again",
+                        feature, e.clip_id, path, "; ".join(problems[:3]))
+            path.unlink(missing_ok=True)
+        keys[e.clip_id] = key
         tasks.append(Task(e.clip_id, src, str(path), key))
     log.info(
         "%s: %d clips, extracting %d, reusing %d from cache (%s)",
@@ -284,30 +372,48 @@ def run_extraction(
         cache_root,
     )
     outcomes: list[ClipOutcome] = []
+    by_id = {t.clip_id: t for t in tasks}
     n_threads = 1 if (runner.n_jobs > 1 or runner.backend == "dask") else 0
     if tasks:
-        with _backend(runner) as pkw:
-            par = Parallel(return_as="generator_unordered", **pkw)
-            jobs = (
-                delayed(_run_batch)(feature, config_dict, b, runner, n_threads)
-                for b in _batches(tasks, runner.batch_clips)
+        with tqdm(total=len(tasks), desc=feature, unit="clip", disable=not progress) as bar:
+
+            def done(batch: list[ClipOutcome]) -> None:
+                outcomes.extend(batch)
+                bar.update(len(batch))
+
+            def lost(task: Task, reason: str) -> None:
+                done([ClipOutcome(task.clip_id, False, 0.0, reason, "WorkerDied")])
+
+            run_batches(
+                _run_batch,
+                list(_batches(tasks, runner.batch_clips)),
+                (feature, config_dict, runner, n_threads, os.getpid()),
+                runner,
+                key=lambda t: t.clip_id,
+                on_done=done,
+                on_lost=lost,
             )
-            with tqdm(total=len(tasks), desc=feature, unit="clip", disable=not progress) as bar:
-                for batch in par(jobs):
-                    outcomes.extend(batch)
-                    bar.update(len(batch))
     _remove_leftovers(cache_root)
+    setup = [o for o in outcomes if o.setup_failed]
+    if setup:
+        raise StageError(
+            f"{feature}: the extractor could not load its model, so no clip was extracted and "
+            f"the previous output is left as it was: {setup[0].reason}"
+        )
     for o in outcomes:
+        if o.ok and o.media_sha256:
+            memo.put(by_id[o.clip_id].source.path, o.media_sha256)
         if not o.ok:
-            failures.append(Failure(o.clip_id, feature, o.reason, o.exception_type))
+            failures.append(_fail(feature, o.clip_id, o.reason, o.exception_type))
             log.warning("%s: %s failed: %s (%s)", feature, o.clip_id, o.reason, o.exception_type)
+    memo.save()
     failed = {f.clip_id for f in failures}
     _assemble(extractor, entries, keys, failed, cache_root, Path(out_dir), runner)
     summary = RunSummary(
         feature=feature,
         n_clips=len(entries),
-        n_extracted=sum(o.ok for o in outcomes),
-        n_reused=reused,
+        n_extracted=sum(o.ok and not o.reused for o in outcomes),
+        n_reused=reused + sum(o.ok and o.reused for o in outcomes),
         failures=failures,
         seconds=time.perf_counter() - t_start,
         extract_seconds=sum(o.seconds for o in outcomes),
@@ -318,7 +424,7 @@ def run_extraction(
         "%s: extracted %d clip(s), reused %d from cache, %d failed, in %.1f s",
         feature,
         summary.n_extracted,
-        reused,
+        summary.n_reused,
         len(failures),
         summary.seconds,
     )

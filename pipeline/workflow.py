@@ -17,6 +17,7 @@ from .corpora import get_adapter
 from .features import get_extractor_class
 from .folds import fold_manifest
 from .ingest import ingest
+from .locks import output_lock
 from .manifest import dump_json, read_manifest, write_failures, write_manifest
 from .paths import Layout
 from .runner import run_extraction
@@ -74,6 +75,19 @@ def run_folds(params: Params, root: str | Path = ".") -> int:
     return 0
 
 
+def feature_records(
+    lay: Layout, feature: str, out_dir: Path | None = None
+) -> tuple[Path, Path]:
+    """Where a feature run writes its failures CSV and metrics JSON: the corpus's usual
+    places, or beside the shards (``<out>.failures.csv``, ``<out>.metrics.json``) when the
+    shards go to ``out_dir``, so two runs to different places never overwrite each other."""
+    if out_dir is None:
+        return lay.failures_csv(feature), lay.metrics_json(feature)
+    out_dir = Path(out_dir)
+    return (out_dir.parent / f"{out_dir.name}.failures.csv",
+            out_dir.parent / f"{out_dir.name}.metrics.json")
+
+
 def run_feature(
     params: Params,
     feature: str,
@@ -87,27 +101,28 @@ def run_feature(
         from .features.landmarks import with_faces_dir
 
         params = with_faces_dir(params, root)
-    summary = run_extraction(
-        feature,
-        params.section(feature),
-        entries,
-        corpus_root=Path(root) / params.corpus.root,
-        out_dir=out_dir or lay.features_dir(feature),
-        cache_dir=lay.cache_dir,
-        runner=params.runner,
-        progress=progress,
-    )
-    write_failures(lay.failures_csv(feature), summary.failures)
-    metrics = summary.metrics()
-    metrics.update(extractor_metrics(feature, out_dir or lay.features_dir(feature)))
-    dump_json(lay.metrics_json(feature), metrics)
-    if summary.failures:
-        log.warning(
-            "%s: %d clip(s) failed; see %s",
+    out = out_dir or lay.features_dir(feature)
+    failures_csv, metrics_json = feature_records(lay, feature, out_dir)
+    with output_lock(out, feature):  # shards, failures and metrics: one writer at a time
+        summary = run_extraction(
             feature,
-            len(summary.failures),
-            lay.failures_csv(feature),
+            params.section(feature),
+            entries,
+            corpus_root=Path(root) / params.corpus.root,
+            out_dir=out,
+            cache_dir=lay.cache_dir,
+            runner=params.runner,
+            progress=progress,
         )
+        write_failures(failures_csv, summary.failures)
+        metrics = summary.metrics()
+        metrics.update(extractor_metrics(feature, out))
+        dump_json(metrics_json, metrics)
+    log.info("%s: shards in %s, failures in %s, metrics in %s", feature, out, failures_csv,
+             metrics_json)
+    if summary.failures:
+        log.warning("%s: %d clip(s) failed; see %s", feature, len(summary.failures),
+                    failures_csv)
     return 1 if (params.runner.strict and summary.failures) else 0
 
 

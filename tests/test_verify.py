@@ -15,6 +15,8 @@ import pytest
 
 from pipeline.config import load_params
 from pipeline.manifest import Failure, read_manifest, write_failures
+from pipeline.store import dataset_checksum
+from pipeline.store.format import attrs_checksum
 from pipeline.verify import verify, verify_features
 from pipeline.workflow import run_feature, run_ingest
 from tests.conftest import make_project
@@ -71,6 +73,14 @@ def _clip_ids(root: Path) -> list[str]:
 
 def _about(problems: list[str], *words: str) -> list[str]:
     return [p for p in problems if all(w in p for w in words)]
+
+
+def _reseal(group: h5py.Group) -> None:
+    """Recompute a clip group's checksums after an edit: what a writer with a bug (rather
+    than damage on disk) would leave, so only verify's cross-checks can find it."""
+    for ds in group.values():
+        ds.attrs["sha256"] = dataset_checksum(ds)
+    group.attrs["attrs_sha256"] = attrs_checksum(dict(group.attrs))
 
 
 def test_sound_corpus_verifies_clean(extracted):
@@ -170,6 +180,11 @@ def test_source_hash_that_disagrees(project):
     with h5py.File(_shard_of(project, "faces", cid), "r+") as f:
         f["clips"][cid].attrs["source_sha256"] = "0" * 64
     problems = _check(project)
+    assert f"clip {cid}: faces in {_shard_of(project, 'faces', cid)}: attributes changed " \
+        f"since written (attrs_sha256 mismatch)" in problems and len(problems) == 2, problems
+    with h5py.File(_shard_of(project, "faces", cid), "r+") as f:
+        _reseal(f["clips"][cid])
+    problems = _check(project)
     assert len(problems) == 1, problems
     assert problems[0].startswith(f"clip {cid}: source_sha256 differs from the media's sha256")
     assert "faces has 000000000000" in problems[0] and problems[0].endswith("rerun faces")
@@ -186,6 +201,12 @@ def test_shifted_or_cut_rows(project):
     with h5py.File(_shard_of(project, "faces", a), "r+") as f:
         ts = f["clips"][a]["timestamps"]
         ts[...] = ts[()] + 1.0
+    # a timestamp moved on disk no longer matches its checksum
+    hit = _about(_check(project, "faces"), f"clip {a}: faces array 'timestamps'",
+                 "checksum mismatch")
+    assert len(hit) == 1
+    with h5py.File(_shard_of(project, "faces", a), "r+") as f:
+        _reseal(f["clips"][a])
     # mel of clip b marked valid only for its first second: its data stops short
     with h5py.File(_shard_of(project, "mel", b), "r+") as f:
         g = f["clips"][b]
@@ -193,6 +214,7 @@ def test_shifted_or_cut_rows(project):
         valid[times > 1.0] = 0
         g["valid"][...] = valid
         mel_end = times[valid.astype(bool)].max()
+        _reseal(g)
     problems = _check(project)
     assert len(problems) == 3, problems
     hit = _about(problems, f"clip {a}: faces: valid rows reach")
@@ -214,6 +236,7 @@ def test_landmarks_one_frame_off_faces(project):
     with h5py.File(_shard_of(project, "landmarks", cid), "r+") as f:
         ts = f["clips"][cid]["timestamps"]
         ts[...] = ts[()] + 1 / 30
+        _reseal(f["clips"][cid])
     problems = _check(project)
     assert problems == [_about(problems, f"clip {cid}: landmarks rows differ from faces rows",
                                "timestamps differ", "rerun landmarks")[0]]

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..ids import MAX_LEN, is_valid_name
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -29,6 +31,8 @@ def safe_clip_id(raw: str) -> str:
     cid = _UNSAFE.sub("_", ascii_).strip("._")
     if not any(ch.isalnum() for ch in cid):
         cid = "clip_" + hashlib.sha1(raw.encode("utf-8")).hexdigest()[:12]
+    if len(cid) > MAX_LEN:  # keep it a usable file name, still unique
+        cid = cid[: MAX_LEN - 13] + "_" + hashlib.sha1(raw.encode("utf-8")).hexdigest()[:12]
     return cid
 
 
@@ -54,7 +58,7 @@ class Clip:
     meta: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.clip_id != safe_clip_id(self.clip_id):
+        if not is_valid_name(self.clip_id) or self.clip_id != safe_clip_id(self.clip_id):
             raise ValueError(f"clip id {self.clip_id!r} is not safe; use safe_clip_id()")
         if Path(self.path).is_absolute() or ".." in Path(self.path).parts:
             raise ValueError(f"clip path must be relative to the corpus root: {self.path!r}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib.metadata
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,6 +23,9 @@ class ExtractionError(RuntimeError):
 
     The runner records the message as the clip's failure reason and goes on.
     """
+
+
+MEDIA_FIELDS = ("sha256", "start", "end", "fps", "duration", "has_audio", "has_video")
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,32 @@ class ClipSource:
     meta: dict[str, str] = field(default_factory=dict)
 
 
+def restrict_source(source: ClipSource, fields: tuple[str, ...]) -> ClipSource:
+    """``source`` with only its media facts and the declared ``fields`` (``transcript``,
+    ``speaker``, ``meta.<key>``) filled in."""
+    meta = {k: v for k, v in source.meta.items() if f"meta.{k}" in fields}
+    return replace(
+        source,
+        transcript=source.transcript if "transcript" in fields else "",
+        speaker=source.speaker if "speaker" in fields else "",
+        meta=meta,
+    )
+
+
+def source_key_inputs(source: ClipSource, fields: tuple[str, ...]) -> dict[str, Any]:
+    """The values of a clip that enter its cache key: the media facts and the declared fields
+    (long texts as their sha256)."""
+    from ..hashing import text_sha256
+
+    out: dict[str, Any] = {name: getattr(source, name) for name in MEDIA_FIELDS}
+    for name in sorted(fields):
+        value = source.meta.get(name[5:], "") if name.startswith("meta.") else getattr(
+            source, name
+        )
+        out[name] = text_sha256(str(value))
+    return out
+
+
 class Extractor(ABC):
     """Base class. Subclasses set the class attributes and implement :meth:`extract`."""
 
@@ -54,6 +83,10 @@ class Extractor(ABC):
     # Numeric ClipFeatures.attrs that the stage sums over the corpus's clips into its metrics
     # JSON (e.g. words: n_tokens, n_oov), passed through corpus_metrics().
     summed_attrs: ClassVar[tuple[str, ...]] = ()
+    # What the extractor reads of a clip beyond its media: ``transcript``, ``speaker`` or
+    # ``meta.<key>``. The runner hands it a ClipSource with only these filled in and puts their
+    # values in the clip's cache key, so an undeclared input can never go stale unnoticed.
+    source_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Any = None) -> None:
         self.config = config if config is not None else self.config_class()
@@ -78,8 +111,15 @@ class Extractor(ABC):
         return dict(sums)
 
     def model_token(self) -> str:
-        """Identifies the model weights in use (e.g. the weights file hash); '' if none."""
+        """Identifies the model in use by content (e.g. the weights file's sha256, never a
+        path or an mtime); '' if none."""
         return ""
+
+    def clip_inputs(self, source: ClipSource) -> dict[str, Any]:
+        """Per-clip inputs other than the source's fields that define the output (e.g. the
+        faces rows landmarks are computed on); part of the clip's cache key. Called in the
+        parent process before any clip is extracted."""
+        return {}
 
     def cache_token(self) -> dict[str, Any]:
         return {

@@ -163,6 +163,16 @@ class LandmarksExtractor(StreamingExtractor):
             self._token = f"{weights}|faces:{faces}"
         return self._token
 
+    def clip_inputs(self, source: ClipSource) -> dict[str, Any]:
+        """The faces rows of the clip, by their cache key (it covers the faces' own inputs):
+        new faces for a clip mean new landmarks."""
+        cfg: LandmarksConfig = self.config
+        try:
+            attrs = faces_reader(cfg.faces_dir).clip_attrs(source.clip_id)
+        except (ExtractionError, KeyError, ShardError):
+            return {"faces": None}
+        return {"faces": attrs.get("cache_key", "")}
+
     def extract_into(self, source: ClipSource, sink: ClipSink) -> dict[str, Any]:
         cfg: LandmarksConfig = self.config
         if not cfg.faces_dir:

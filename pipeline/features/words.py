@@ -79,9 +79,15 @@ class WordsExtractor(Extractor):
     name = "words"
     config_class = WordsConfig
     primary = "vectors"
-    version = "1"
+    version = "2"  # 2: ``timing`` is "aligned" only for clips that have word times
     libraries = ("numpy", "gensim")
     summed_attrs: ClassVar[tuple[str, ...]] = ("n_tokens", "n_oov")
+    source_fields: ClassVar[tuple[str, ...]] = (
+        "transcript",
+        f"meta.{WORD_TIMES_KEY}",
+        "meta.video_id",  # vectors.format mosei-csd: the SDK's video and segment start
+        "meta.segment_start",
+    )
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
@@ -158,7 +164,7 @@ class WordsExtractor(Extractor):
                 "n_tokens": n_tokens,
                 "n_oov": n_oov,
                 "n_words_cut": cut,
-                "timing": "aligned" if WORD_TIMES_KEY in source.meta else "even",
+                "timing": "aligned" if source.meta.get(WORD_TIMES_KEY, "").strip() else "even",
                 "audio_seconds": _clip_seconds(source),
             },
         )

@@ -7,19 +7,24 @@ SCHEMA_VERSION and teaches the reader the old one (or to refuse it with a reason
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-SCHEMA_VERSION = 1
-READABLE_SCHEMAS = (1,)
+# 2: timestamps and valid carry a sha256 like every array, and each clip group an
+# ``attrs_sha256`` over its other attributes, so every stored value is checkable.
+SCHEMA_VERSION = 2
+READABLE_SCHEMAS = (1, 2)
 INDEX_NAME = "index.json"
 SHARD_PATTERN = "shard-{:05d}.h5"
 CLIPS_GROUP = "clips"
 TIMESTAMPS = "timestamps"
 VALID = "valid"
 RESERVED = (TIMESTAMPS, VALID)
+ATTRS_SHA256 = "attrs_sha256"
 
 
 def array_checksum(arr: np.ndarray) -> str:
@@ -47,6 +52,26 @@ def dataset_checksum(ds: Any, block_bytes: int = 16 * 2**20) -> str:
         if block.size:
             h.update(memoryview(block).cast("B"))
     return h.hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogateescape")
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        return _plain(value.item())
+    if isinstance(value, float) and value != value:
+        return "NaN"
+    return value
+
+
+def attrs_checksum(attrs: Mapping[str, Any]) -> str:
+    """sha256 of a clip group's attributes (all but ``attrs_sha256`` itself), in a canonical
+    JSON form, so the same values hash the same whether read back from HDF5 or not."""
+    plain = {str(k): _plain(v) for k, v in attrs.items() if k != ATTRS_SHA256}
+    text = json.dumps(plain, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass

@@ -7,6 +7,7 @@ version and completeness of every file it opens.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ..ids import is_valid_name
 from .format import (
     CLIPS_GROUP,
     INDEX_NAME,
@@ -23,16 +25,32 @@ from .format import (
     ClipFeatures,
     array_checksum,
 )
+from .integrity import UnsafeObjectError, check_group_safe
 
 
 class ShardError(RuntimeError):
     """A feature directory or shard is incomplete, corrupt, or of an unreadable schema."""
 
 
+SHARD_NAME_RE = re.compile(r"shard-\d{5,}\.h5")
+
+
+def shard_path(feature_dir: Path, name: str) -> Path:
+    """The shard ``name`` of ``feature_dir``, refused unless it is a plain shard file name
+    whose file lies in that directory (not a link to elsewhere)."""
+    if not SHARD_NAME_RE.fullmatch(name):
+        raise ShardError(f"{feature_dir}: {name!r} is not a shard file name")
+    path = feature_dir / name
+    if path.is_symlink() and path.resolve().parent != feature_dir.resolve():
+        raise ShardError(f"{path}: a link to {path.resolve()}, outside {feature_dir}")
+    return path
+
+
 def read_clip_group(
     group: h5py.Group, verify: bool = False, arrays: Iterable[str] | None = None
 ) -> ClipFeatures:
     """One clip group as ClipFeatures: every array, or only those named in ``arrays``."""
+    check_group_safe(group)
     wanted = None if arrays is None else set(arrays)
     if wanted is not None and (missing := wanted - set(group)):
         raise KeyError(f"{group.name} has no array(s) {sorted(missing)}")
@@ -79,10 +97,25 @@ class FeatureReader:
                 f"mer-pipeline (reads {', '.join(map(str, READABLE_SCHEMAS))}); "
                 f"re-extract the features or install a matching mer-pipeline"
             )
-        self.feature: str = self.index["feature"]
-        self.primary: str = self.index.get("primary", "")
-        self.params: dict[str, Any] = self.index.get("params", {})
-        self._clips: dict[str, str] = self.index["clips"]
+        try:
+            self.feature: str = self.index["feature"]
+            self.primary: str = self.index.get("primary", "")
+            self.params: dict[str, Any] = self.index.get("params", {})
+            self._clips: dict[str, str] = dict(self.index["clips"])
+            shards = self.index.get("shards", {})
+        except (KeyError, TypeError, AttributeError) as e:
+            raise ShardError(f"{index_path}: not a feature index ({e!r})") from e
+        for cid, shard in self._clips.items():
+            if not is_valid_name(cid):
+                raise ShardError(f"{index_path}: clip id {cid!r} is not a safe name")
+            if not isinstance(shard, str) or not SHARD_NAME_RE.fullmatch(shard):
+                raise ShardError(
+                    f"{index_path}: clip {cid} points to {shard!r}, which is not a shard "
+                    f"file name of this directory (shard-NNNNN.h5)"
+                )
+        for shard in shards:
+            if not isinstance(shard, str) or not SHARD_NAME_RE.fullmatch(shard):
+                raise ShardError(f"{index_path}: {shard!r} is not a shard file name")
         self._files: dict[str, h5py.File] = {}
 
     @property
@@ -98,7 +131,7 @@ class FeatureReader:
     def _shard(self, name: str) -> h5py.File:
         f = self._files.get(name)
         if f is None:
-            path = self.dir / name
+            path = shard_path(self.dir, name)
             try:
                 f = h5py.File(path, "r")
             except (OSError, FileNotFoundError) as e:
@@ -133,13 +166,27 @@ class FeatureReader:
         try:
             group = self._shard(name)[CLIPS_GROUP][clip_id]
             return read_clip_group(group, verify=verify, arrays=arrays)
+        except UnsafeObjectError as e:
+            raise ShardError(f"{self.dir / name}: clip {clip_id!r}: {e}") from e
         except (OSError, KeyError) as e:
             raise ShardError(f"{self.dir / name}: cannot read clip {clip_id!r} ({e})") from e
+
+    def clip_attrs(self, clip_id: str) -> dict[str, Any]:
+        """One clip group's attributes, without reading its arrays."""
+        try:
+            group = self._shard(self._clips[clip_id])[CLIPS_GROUP][clip_id]
+            return {k: (v.item() if isinstance(v, np.generic) else v)
+                    for k, v in group.attrs.items()}
+        except KeyError:
+            raise KeyError(f"clip {clip_id!r} is not in {self.dir}") from None
+        except OSError as e:
+            raise ShardError(f"{self.dir}: cannot read clip {clip_id!r} ({e})") from e
 
     def rows(self, clip_id: str) -> tuple[np.ndarray, np.ndarray]:
         """``(timestamps, valid)`` of one clip, without reading its arrays."""
         try:
             group = self._shard(self._clips[clip_id])[CLIPS_GROUP][clip_id]
+            check_group_safe(group)
             return group[TIMESTAMPS][()], group[VALID][()].astype(bool)
         except KeyError:
             raise KeyError(f"clip {clip_id!r} is not in {self.dir}") from None

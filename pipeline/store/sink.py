@@ -23,7 +23,7 @@ import h5py
 import numpy as np
 
 from .format import RESERVED, TIMESTAMPS, VALID, ClipFeatures, dataset_checksum
-from .writer import Compression, compression_kwargs, write_clip_group
+from .writer import Compression, compression_kwargs, set_clip_attrs, write_clip_group
 
 CHUNK_BYTES = 2**20  # target size of one HDF5 chunk of a spilled dataset
 
@@ -124,13 +124,9 @@ class ClipSink:
             write_clip_group(self.group, feats, source_sha256, cache_key, self.compression)
             return None
         g = self.group
-        for name in self._names:
+        for name in (*self._names, *RESERVED):
             g[name].attrs["sha256"] = dataset_checksum(g[name])
-        g.attrs["source_sha256"] = source_sha256
-        g.attrs["n_steps"] = self._n
-        g.attrs["cache_key"] = cache_key
-        for key, value in attrs.items():
-            g.attrs[key] = value
+        set_clip_attrs(g, dict(attrs), source_sha256, self._n, cache_key)
         return None
 
     def _joined(self, name: str) -> np.ndarray:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ import h5py
 import numpy as np
 
 from .format import (
+    ATTRS_SHA256,
     CLIPS_GROUP,
     INDEX_NAME,
     SCHEMA_VERSION,
@@ -37,6 +39,7 @@ from .format import (
     VALID,
     ClipFeatures,
     array_checksum,
+    attrs_checksum,
 )
 
 Compression = str  # "gzip" | "lzf" | "none"
@@ -66,22 +69,39 @@ def write_clip_group(
             name, data=arr, track_times=False, **compression_kwargs(compression, arr.size)
         )
         ds.attrs["sha256"] = array_checksum(arr)
-    group.create_dataset(TIMESTAMPS, data=feats.timestamps, track_times=False)
-    group.create_dataset(VALID, data=feats.valid.astype(np.uint8), track_times=False)
+    for name, arr in ((TIMESTAMPS, feats.timestamps), (VALID, feats.valid.astype(np.uint8))):
+        ds = group.create_dataset(name, data=arr, track_times=False)
+        ds.attrs["sha256"] = array_checksum(arr)
+    set_clip_attrs(group, feats.attrs, source_sha256, feats.n_steps, cache_key)
+
+
+def set_clip_attrs(
+    group: h5py.Group, attrs: dict[str, Any], source_sha256: str, n_steps: int, cache_key: str
+) -> None:
+    """A clip group's attributes, with the checksum that covers them (``attrs_sha256``)."""
     group.attrs["source_sha256"] = source_sha256
-    group.attrs["n_steps"] = feats.n_steps
+    group.attrs["n_steps"] = n_steps
     group.attrs["cache_key"] = cache_key
-    for key, value in feats.attrs.items():
+    for key, value in attrs.items():
+        if key == ATTRS_SHA256:
+            continue
         group.attrs[key] = value
+    group.attrs[ATTRS_SHA256] = attrs_checksum(dict(group.attrs))
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Write ``path`` whole or not at all; the temporary name is unique to this process and
+    thread, so two writers never delete or interleave each other's half-written file."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class ShardWriter:

