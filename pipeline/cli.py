@@ -154,18 +154,26 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.tolerance < 0:
         raise ValueError(f"--tolerance must be >= 0 seconds, got {args.tolerance}")
     manifest = Path(args.manifest) if args.manifest else None
+    missing: list[str] = []
     if args.paths:
         dirs = _feature_dirs(args.paths)
     else:  # the corpus of the parameters (--name): all its features, against its manifest
         lay = layout(load_cli_params(args), args.root)
         base = lay.features_dir("mel").parent  # data/features/<corpus>
         dirs = _subdirs(base)
-        if not dirs:
+        ran = sorted(p.stem for p in (lay.manifest_dir / "failures").glob("*.csv")
+                     if p.stem != "ingest")
+        missing = [
+            f"{lay.features_dir(f)}: missing, but its stage ran (it wrote "
+            f"{lay.failures_csv(f)}); rerun {f}"
+            for f in ran if not lay.features_dir(f).is_dir()
+        ]
+        if not dirs and not missing:
             raise FileNotFoundError(f"no feature directories under {base}; run mer extract")
         manifest = manifest or lay.clips_csv
     if manifest is not None and not manifest.exists():
         raise FileNotFoundError(f"clip manifest {manifest} not found; run mer ingest first")
-    problems = verify_features(dirs, manifest=manifest, tolerance=args.tolerance)
+    problems = missing + verify_features(dirs, manifest=manifest, tolerance=args.tolerance)
     checked = ", ".join(str(d) for d in dirs)
     _emit(args, {"ok": not problems, "problems": problems, "checked": [str(d) for d in dirs],
                  "manifest": str(manifest) if manifest else None},
@@ -204,6 +212,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     from .workflow import layout
 
     lay = layout(params, args.root)
+    from .ids import check_name
+
+    check_name(args.clip, "clip id", "the command line")
     out = Path(args.out or f"{args.what}-{args.clip}.png")
     faces = lay.features_dir("faces")
     marks = lay.features_dir("landmarks") if args.what == "landmarks" else None

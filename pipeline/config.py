@@ -31,6 +31,15 @@ class CorpusConfig:
     # iemocap: {classes: all}; folder: {labels_csv: labels.csv, allowed_labels: [...]}
     options: dict[str, Any] = field(default_factory=dict)
 
+    def validate(self, key: str) -> None:
+        from .ids import is_valid_name
+
+        if not is_valid_name(self.name):
+            raise ConfigError(
+                f"{key}.name: {self.name!r} is not a safe corpus name (it becomes a folder "
+                f"name: letters, digits, '.', '_' and '-' only, not starting with '.')"
+            )
+
 
 @dataclass(frozen=True)
 class IngestConfig:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .corpora import CorpusAdapter
+from .corpora import Clip, CorpusAdapter
 from .hashing import file_sha256
 from .manifest import Failure, ManifestEntry
 from .media import ProbeError, probe
+from .text.alignment import WORD_TIMES_KEY, parse_word_times
 
 log = logging.getLogger(__name__)
 
@@ -25,19 +27,23 @@ def ingest(adapter: CorpusAdapter) -> IngestResult:
     (recorded with its reason) and stays out of the manifest; the rest proceed."""
     entries: list[ManifestEntry] = []
     failures: list[Failure] = []
-    seen: set[str] = set()
+    seen: dict[str, str] = {}
     # utterances cut from one long file (IEMOCAP dialogs, MOSEI videos): probe and hash it once
     probed: dict[Path, tuple] = {}
     for clip in adapter.clips():
         if clip.clip_id in seen:
-            failures.append(Failure(clip.clip_id, "ingest", "duplicate clip id", "ValueError"))
+            why = (f"duplicate clip id: {clip.path} was dropped, {seen[clip.clip_id]} keeps "
+                   f"the id {clip.clip_id}")
+            log.warning("ingest: %s", why)
+            failures.append(Failure(clip.clip_id, "ingest", why, "ValueError"))
             continue
-        seen.add(clip.clip_id)
+        seen[clip.clip_id] = clip.path
         try:
             path = _inside(adapter.root, clip.path)
             if path not in probed:
                 probed[path] = (probe(path), file_sha256(path))
             info, sha = probed[path]
+            check_times(clip, info.duration)
         except (ProbeError, ValueError, OSError) as e:
             log.warning("ingest: %s: %s", clip.clip_id, e)
             failures.append(Failure(clip.clip_id, "ingest", str(e), type(e).__name__))
@@ -70,6 +76,38 @@ def ingest(adapter: CorpusAdapter) -> IngestResult:
     for rel, why in getattr(adapter, "skipped", []):
         failures.append(Failure(Path(rel).stem, "ingest", f"skipped {rel}: {why}", "ValueError"))
     return IngestResult(entries, failures)
+
+
+TIME_SLACK = 0.5  # seconds a cut or a word time may pass the media's end (rounding, codecs)
+
+
+def check_times(clip: Clip, media_seconds: float) -> None:
+    """Refuse a clip whose cut or word times cannot be right for its media: NaN, negative,
+    an end before its start, or past the end of the file (more than :data:`TIME_SLACK`)."""
+    start, end = clip.start, clip.end
+    if not (math.isfinite(start) and math.isfinite(end)):
+        raise ValueError(f"{clip.path}: cut {start}..{end} is not a pair of numbers")
+    if start < 0 or end < 0:
+        raise ValueError(f"{clip.path}: cut {start}..{end} s starts before the file")
+    if end and end <= start:
+        raise ValueError(f"{clip.path}: cut {start}..{end} s ends before it starts")
+    if media_seconds > 0 and max(start, end) > media_seconds + TIME_SLACK:
+        raise ValueError(
+            f"{clip.path}: cut {start}..{end} s reaches past the file's end ({media_seconds:.3f} s)"
+        )
+    raw = clip.meta.get(WORD_TIMES_KEY, "")
+    if not raw:
+        return
+    span = (end - start) if end else media_seconds - start
+    where = clip.meta.get("transcript_file", clip.path)
+    for word, ws, we in parse_word_times(raw):
+        if not (math.isfinite(ws) and math.isfinite(we)) or ws < -TIME_SLACK or we < ws:
+            raise ValueError(f"{where}: word {word!r} has times {ws}..{we} s, not a valid span")
+        if span > 0 and ws > span + TIME_SLACK:
+            raise ValueError(
+                f"{where}: word {word!r} starts at {ws:.3f} s, past the clip's end "
+                f"({span:.3f} s): the word times do not belong to this media"
+            )
 
 
 def _inside(root: Path, rel: str) -> Path:

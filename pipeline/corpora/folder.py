@@ -97,14 +97,24 @@ class Folder(CorpusAdapter):
             key = "clip_id" if "clip_id" in cols else "path" if "path" in cols else None
             if key is None or "label" not in cols:
                 raise ValueError(f"{path}: needs columns (clip_id or path) and label")
-            for row in reader:
+            rows: dict[str, int] = {}
+            for line, row in enumerate(reader, start=2):
                 ref = (row[key] or "").strip()
-                out[clip_id_for(ref) if key == "path" else ref] = (row["label"] or "").strip()
+                cid = clip_id_for(ref) if key == "path" else ref
+                label = (row["label"] or "").strip()
+                if cid in out and out[cid] != label:
+                    self.conflicts[cid] = (
+                        f"{path.name} gives clip {cid} two labels: {out[cid]!r} (row "
+                        f"{rows[cid]}) and {label!r} (row {line}); fix the file"
+                    )
+                    continue
+                out[cid], rows[cid] = label, line
         return out
 
     def clips(self) -> Iterator[Clip]:
         self.check_root()
         self.skipped = []
+        self.conflicts: dict[str, str] = {}
         labels = self._labels()
         for row in self._files():
             rel = row["path"]
@@ -120,6 +130,9 @@ class Folder(CorpusAdapter):
                 cid = safe_clip_id(cid)
             except ValueError as e:
                 self.skipped.append((rel, str(e)))
+                continue
+            if cid in self.conflicts and not row.get("label"):
+                self.skipped.append((rel, self.conflicts[cid]))
                 continue
             label = row.get("label") or labels.get(cid, "")
             if self.allowed and label and label not in self.allowed:

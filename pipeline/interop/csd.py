@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,12 @@ import h5py
 import numpy as np
 
 from ..corpora import safe_clip_id
+from ..hashing import file_sha256
+from ..ids import check_name
 from ..store import ClipFeatures, FeatureReader, ShardWriter
+from ..store.integrity import check_group_safe
+
+log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -96,37 +102,61 @@ def read_csd(path: str | Path) -> tuple[str, dict[str, tuple[np.ndarray, np.ndar
     if not path.is_file():
         raise FileNotFoundError(f"computational sequence {path} not found")
     with h5py.File(path, "r") as f:
-        root = next(iter(f.keys()))
-        entries = {k: (g["features"][()], g["intervals"][()]) for k, g in f[root]["data"].items()}
-        meta = {}
-        for k, ds in f[root].get("metadata", {}).items():
-            v = ds[0]
-            meta[k] = v.decode() if isinstance(v, bytes) else str(v)
+        try:
+            root = next(iter(f.keys()))
+            data = f[root]["data"]
+            entries = {}
+            for k, g in data.items():
+                check_group_safe(g)  # no links or external storage: only this file's bytes
+                entries[k] = (g["features"][()], g["intervals"][()])
+            meta = {}
+            if "metadata" in f[root]:
+                check_group_safe(f[root]["metadata"])
+                for k, ds in f[root]["metadata"].items():
+                    v = ds[0]
+                    meta[k] = v.decode() if isinstance(v, bytes) else str(v)
+        except (StopIteration, KeyError, AttributeError, TypeError) as e:
+            raise ValueError(f"{path}: not a computational sequence ({e!r})") from e
     return root, entries, meta
 
 
 def import_csd(csd_path: str | Path, out_dir: str | Path, feature: str = "") -> Path:
     """Write a ``.csd`` file's entries as a feature directory (one clip per entry)."""
     root, entries, meta = read_csd(csd_path)
-    feature = feature or root
+    feature = check_name(feature or root, "feature name", str(csd_path))
+    nonfinite: dict[str, int] = {}
     with ShardWriter(
         out_dir,
         feature=feature,
-        params={"imported_from": str(csd_path), "root name": root},
+        params={"imported_from": Path(csd_path).name, "sha256": file_sha256(csd_path),
+                "root name": root},
         provenance={"source": "CMU Multimodal SDK computational sequence", "metadata": meta},
         primary=feature,
     ) as w:
         for entry, (x, iv) in sorted(entries.items()):
             x = np.asarray(x)
             x = x.reshape(len(x), -1) if x.ndim == 1 else x
+            x = x.astype(np.float32)
+            # rows with NaN or infinities (COVAREP in the SDK's own files has -inf) are kept
+            # but marked not valid, and said so
+            finite = np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+            if not finite.all():
+                nonfinite[entry] = int((~finite).sum())
             w.add(
                 safe_clip_id(entry),
                 ClipFeatures(
-                    {feature: x.astype(np.float32)},
+                    {feature: x},
                     iv[:, 0],
-                    np.ones(len(x), bool),
-                    attrs={"csd_entry": entry},
+                    finite,
+                    attrs={"csd_entry": entry, "n_nonfinite_rows": int((~finite).sum())},
                 ),
                 source_sha256="",
             )
+    if nonfinite:
+        eg = ", ".join(f"{k} ({n})" for k, n in list(nonfinite.items())[:5])
+        log.warning(
+            "%s: %d row(s) of %d entries hold NaN or infinite values and are marked not valid "
+            "(valid = 0): %s%s", csd_path, sum(nonfinite.values()), len(nonfinite), eg,
+            ", ..." if len(nonfinite) > 5 else "",
+        )
     return Path(out_dir)

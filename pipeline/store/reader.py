@@ -82,6 +82,13 @@ class FeatureReader:
         self.dir = Path(feature_dir)
         index_path = self.dir / INDEX_NAME
         if not index_path.exists():
+            left = sorted(self.dir.parent.glob(f".{self.dir.name}.writing-*/{INDEX_NAME}"))
+            if left and not self.dir.exists():
+                raise ShardError(
+                    f"{self.dir}: missing, but a run that was killed while swapping it in left "
+                    f"the finished directory at {left[-1].parent}; the next run of the stage "
+                    f"moves it into place"
+                )
             raise ShardError(
                 f"{self.dir}: no {INDEX_NAME}; the feature directory is missing or was not "
                 f"finished (rerun the stage that writes it)"

@@ -138,6 +138,7 @@ class ShardWriter:
 
     def __enter__(self) -> ShardWriter:
         self.final_dir.parent.mkdir(parents=True, exist_ok=True)
+        recover_interrupted_swap(self.final_dir)
         for stale in self.final_dir.parent.glob(f".{self.final_dir.name}.*-*"):
             if not _pid_alive(stale.name.rsplit("-", 1)[-1]):
                 shutil.rmtree(stale, ignore_errors=True)
@@ -229,11 +230,53 @@ class ShardWriter:
         }
         atomic_write_text(self.out_dir / INDEX_NAME, json.dumps(index, indent=1, sort_keys=True))
         _fsync_dir(self.out_dir)
-        old = self.final_dir.parent / f".{self.final_dir.name}.old-{os.getpid()}"
-        if self.final_dir.exists():
-            os.replace(self.final_dir, old)
-        os.replace(self.out_dir, self.final_dir)
-        shutil.rmtree(old, ignore_errors=True)
+        if self.final_dir.exists() and _exchange(self.out_dir, self.final_dir):
+            shutil.rmtree(self.out_dir, ignore_errors=True)  # now holds the old directory
+        else:
+            old = self.final_dir.parent / f".{self.final_dir.name}.old-{os.getpid()}"
+            if self.final_dir.exists():
+                os.replace(self.final_dir, old)
+            # a kill here leaves no final directory: recover_interrupted_swap moves the
+            # finished one into place on the next write
+            os.replace(self.out_dir, self.final_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        _fsync_dir(self.final_dir.parent)
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two directories in one step (Linux ``renameat2(RENAME_EXCHANGE)``), so there is
+    no moment without the final directory; False where the kernel or filesystem cannot."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd = -100
+    rc = fn(at_fdcwd, os.fsencode(str(a)), at_fdcwd, os.fsencode(str(b)), _RENAME_EXCHANGE)
+    return rc == 0
+
+
+def recover_interrupted_swap(final_dir: Path) -> bool:
+    """If a run was killed between moving the old directory aside and moving its finished one
+    into place, move the finished one (it has its index) into place now. True if it did."""
+    final_dir = Path(final_dir)
+    if final_dir.exists():
+        return False
+    done = [
+        p for p in final_dir.parent.glob(f".{final_dir.name}.writing-*")
+        if (p / INDEX_NAME).is_file() and not _pid_alive(p.name.rsplit("-", 1)[-1])
+    ]
+    if not done:
+        return False
+    newest = max(done, key=lambda p: (p / INDEX_NAME).stat().st_mtime_ns)
+    os.replace(newest, final_dir)
+    return True
 
 
 def fsync_file(path: Path) -> None:
