@@ -1,0 +1,88 @@
+"""What checking media against the manifest costs: stage time on a cold cache and on a warm
+rerun (everything reused), on the sample corpus (64 clips of 2.3 s) and on one 10-minute
+clip, with this checkout's code and, for comparison, another checkout's (``--before``, e.g.
+a worktree of the commit before media hashing). Also the bare sha256 time of the media.
+
+    .venv/bin/python bench/bench_hashing.py [--before /path/to/old/checkout] [--quick]
+
+Each stage run is its own process (``mer extract``) with 1 worker, so start-up counts.
+Prints one JSON line per measurement and saves them to ``bench/results/hashing.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+
+def _stage(code: Path, root: Path, corpus: Path, stage: str, cache: Path) -> float:
+    env = dict(os.environ, PYTHONPATH=str(code))
+    args = [str(BIN / "python"), "-m", "pipeline.cli", "extract", stage, "--corpus",
+            str(corpus), "--adapter", "folder", "--name", "b", "--root", str(root),
+            "--set", "runner.n_jobs=1", "--set", f"runner.cache_dir={cache}", "-q"]
+    t0 = time.perf_counter()
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, cwd=code)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-2000:])
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    from run_all import long_clip
+
+    from pipeline.hashing import file_sha256
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--before", type=Path, help="another checkout to compare with")
+    ap.add_argument("--quick", action="store_true", help="no 10-minute clip")
+    args = ap.parse_args()
+    sample = sorted((REPO / "data/sample").glob("Actor_*/*.mp4"))
+    codes = {"now": REPO, **({"before": args.before.resolve()} if args.before else {})}
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        corpora = {"sample64": Path(tmp) / "sample64"}
+        corpora["sample64"].mkdir()
+        for i, c in enumerate(sample):
+            os.link(c, corpora["sample64"] / f"c{i:02d}.mp4")
+        if not args.quick:
+            corpora["clip10min"] = Path(tmp) / "clip10min"
+            corpora["clip10min"].mkdir()
+            long_clip(sample[0], corpora["clip10min"] / "long.mp4", 600)
+        for cname, corpus in corpora.items():
+            files = sorted(corpus.glob("*.mp4"))
+            t0 = time.perf_counter()
+            for f in files:
+                file_sha256(f)
+            row = {"corpus": cname, "files": len(files),
+                   "megabytes": round(sum(f.stat().st_size for f in files) / 2**20, 1),
+                   "sha256_seconds": round(time.perf_counter() - t0, 3)}
+            for label, code in codes.items():
+                for stage in ("mel", "faces"):
+                    root = Path(tmp) / f"{cname}-{label}-{stage}"
+                    cache = root / "cache"
+                    cold = _stage(code, root, corpus, stage, cache)
+                    warm = _stage(code, root, corpus, stage, cache)
+                    row[f"{label}_{stage}_cold_seconds"] = round(cold, 2)
+                    row[f"{label}_{stage}_warm_seconds"] = round(warm, 2)
+                    shutil.rmtree(root, ignore_errors=True)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    out = REPO / "bench/results/hashing.json"
+    out.write_text(json.dumps({"benchmark": "hashing", "rows": rows}, indent=2))
+    print(f"-> {out}")
+
+
+if __name__ == "__main__":
+    main()
