@@ -174,7 +174,7 @@ def resume(root: Path, feature: str, n_jobs: int) -> dict:
     t0 = time.perf_counter()
     run_feature(params, feature, root, progress=False)
     rerun = time.perf_counter() - t0
-    metrics = json.loads(lay.metrics_json(feature).read_text())
+    metrics = json.loads(lay.metrics_json(feature).with_suffix(".run.json").read_text())
     return {"feature": feature, "n_jobs": n_jobs, "clips": n, "killed_after_s":
             round(killed_after, 2), "done_at_kill": done, "rerun_seconds": round(rerun, 2),
             "rerun_extracted": metrics["extracted"], "rerun_reused": metrics["reused_from_cache"]}

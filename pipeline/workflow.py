@@ -80,12 +80,19 @@ def feature_records(
 ) -> tuple[Path, Path]:
     """Where a feature run writes its failures CSV and metrics JSON: the corpus's usual
     places, or beside the shards (``<out>.failures.csv``, ``<out>.metrics.json``) when the
-    shards go to ``out_dir``, so two runs to different places never overwrite each other."""
+    shards go to ``out_dir``, so two runs to different places never overwrite each other.
+    The run's own facts (times, clips reused) go beside the metrics, in ``*.run.json``."""
     if out_dir is None:
         return lay.failures_csv(feature), lay.metrics_json(feature)
     out_dir = Path(out_dir)
     return (out_dir.parent / f"{out_dir.name}.failures.csv",
             out_dir.parent / f"{out_dir.name}.metrics.json")
+
+
+def run_facts_path(metrics_json: Path) -> Path:
+    """``<stage>.run.json`` beside ``<stage>.json``: what differs from run to run, kept out
+    of the metrics that DVC hashes so that a rerun on the same inputs changes nothing."""
+    return metrics_json.with_name(metrics_json.name.removesuffix(".json") + ".run.json")
 
 
 def run_feature(
@@ -118,6 +125,7 @@ def run_feature(
         metrics = summary.metrics()
         metrics.update(extractor_metrics(feature, out))
         dump_json(metrics_json, metrics)
+        dump_json(run_facts_path(metrics_json), summary.run_facts())
     log.info("%s: shards in %s, failures in %s, metrics in %s", feature, out, failures_csv,
              metrics_json)
     if summary.failures:

@@ -218,7 +218,8 @@ def test_stage_records_no_face_and_corrupt_clips(sample_clips, tmp_path):
     feats = reader.read(reader.clip_ids[0], verify=True)
     assert feats.arrays["crops"].shape[1:] == (112, 112, 3)
     metrics = json.loads((root / "data/metrics/sample/faces.json").read_text())
-    assert metrics["failed"] == 2 and metrics["extracted"] == 2
+    run = json.loads((root / "data/metrics/sample/faces.run.json").read_text())
+    assert metrics["failed"] == 2 and run["extracted"] == 2
 
 
 def test_extractor_errors_are_per_clip(faces, tmp_path, sample_clips):

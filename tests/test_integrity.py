@@ -20,6 +20,7 @@ from pipeline.paths import Layout
 from pipeline.store import FeatureReader, ShardError
 from pipeline.store.writer import recover_interrupted_swap
 from pipeline.verify import verify
+from pipeline.workflow import run_facts_path
 
 NAME = "vids"
 
@@ -61,7 +62,7 @@ def test_words_follow_the_transcript_not_only_the_media(tmp_path, sample_clips):
     (videos / "c0.txt").write_text("the door is open")
     assert _extract(root, videos, "words", extra=("--ingest",)) == 0
     assert _tokens(root, "c0") == ["the", "door", "is", "open"]
-    metrics = json.loads(_lay(root).metrics_json("words").read_text())
+    metrics = json.loads(run_facts_path(_lay(root).metrics_json("words")).read_text())
     assert metrics["extracted"] == 1 and metrics["reused_from_cache"] == 1
 
 

@@ -137,6 +137,8 @@ def _section_summary(rep: Report, lay: Layout) -> list:
     metrics_dir = lay.root / "data" / "metrics" / lay.corpus
     rows = []
     for m in sorted(metrics_dir.glob("*.json")) if metrics_dir.exists() else []:
+        if m.name.endswith(".run.json"):  # times of one run: not a fact about the data
+            continue
         data = json.loads(m.read_text())
         rows.append(
             {"stage": m.stem, **{k: v for k, v in data.items() if not isinstance(v, (dict, list))}}
