@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from .config import RunnerConfig
@@ -235,7 +236,12 @@ def _extract_to_cache(
                 spill_bytes=int(runner.spill_mb * 2**20),
                 compression=runner.compression,
             )
-            attrs = extractor.extract_into(task.source, sink)
+            # One BLAS/OpenMP thread: a matrix product's sums then come out the same in every
+            # process on every machine (with 2 threads every sample mel differs in the last
+            # bits), so the stored bytes do not depend on core count or n_jobs. Parallelism
+            # comes from the worker processes.
+            with threadpool_limits(limits=1):
+                attrs = extractor.extract_into(task.source, sink)
             sink.close(attrs, sha, task.cache_key)
             f.attrs["complete"] = True
         fsync_file(tmp)
