@@ -224,7 +224,9 @@ def meld(root: Path, clips: list[Path]) -> Miniature:
             if dia != "x":
                 place(clips[k], root / folders[split] / f"dia{dia}_utt{utt}.mp4")
                 k += 1
-        write_csv(root / f"{split}_sent_emo.csv", MELD_HEADER, table)
+        # the dev CSV beside its clip folder, as some copies unpack it
+        write_csv(root / ("dev/" if split == "dev" else "") / f"{split}_sent_emo.csv",
+                  MELD_HEADER, table)  # fmt: skip
     return Miniature(6, bad=("train_sent_emo.csv:5",))
 
 

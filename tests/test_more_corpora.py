@@ -115,7 +115,8 @@ def test_enterface_names_and_folder_checks(tmp_path, sample_clips):
 # -- MELD -------------------------------------------------------------------------------------
 def test_meld_missing_split_file_and_sentiment(tmp_path, sample_clips):
     root, _ = build("meld", tmp_path, sample_clips)
-    (root / "dev_sent_emo.csv").unlink()
+    assert len(list(get_adapter("meld", root).clips())) == 6  # dev's CSV is under dev/
+    (root / "dev" / "dev_sent_emo.csv").unlink()
     adapter = get_adapter("meld", root, {"label": "sentiment"})
     clips = {c.clip_id: c for c in adapter.clips()}
     assert sorted(clips) == ["test_dia0_utt0", "test_dia0_utt1", "train_dia0_utt0",

@@ -8,8 +8,8 @@ Layout (the annotation CSVs of the declare-lab/MELD repository beside the unpack
     dev_splits_complete/dia<D>_utt<U>.mp4          (dev.tar.gz)
     output_repeated_splits_test/dia<D>_utt<U>.mp4  (test.tar.gz)
 
-A split's clip folder is also found one level down, under ``train/``, ``dev/`` or ``test/`` (as
-the archives unpack). CSV columns: ``Sr No., Utterance, Speaker, Emotion, Sentiment,
+A split's clip folder (and its CSV) is also found one level down, under ``train/``, ``dev/`` or
+``test/`` (as the archives unpack). CSV columns: ``Sr No., Utterance, Speaker, Emotion, Sentiment,
 Dialogue_ID, Utterance_ID, Season, Episode, StartTime, EndTime``; the clip of a row is
 ``dia<Dialogue_ID>_utt<Utterance_ID>.mp4`` in its split's folder. Dialogue ids restart in each
 split, so the clip id is ``<split>_dia<D>_utt<U>``.
@@ -75,6 +75,15 @@ output_repeated_splits_test/dia<D>_utt<U>.mp4   (or under train/, dev/, test/)""
         if label == "sentiment":
             self.labels = SENTIMENTS
 
+    def label_file(self, split: str) -> Path:
+        """``<split>_sent_emo.csv`` in the root, else in the split's folder (as some copies
+        unpack it); the root's path when neither exists."""
+        name = f"{split}_sent_emo.csv"
+        for path in (self.root / name, self.root / split / name):
+            if path.is_file():
+                return path
+        return self.root / name
+
     def clip_dir(self, split: str) -> Path | None:
         for rel in (SPLITS[split], f"{split}/{SPLITS[split]}"):
             if (self.root / rel).is_dir():
@@ -84,7 +93,7 @@ output_repeated_splits_test/dia<D>_utt<U>.mp4   (or under train/, dev/, test/)""
     def clips(self) -> Iterator[Clip]:
         self.check_root()
         self.skipped = []
-        csvs = {s: self.root / f"{s}_sent_emo.csv" for s in self.splits}
+        csvs = {s: self.label_file(s) for s in self.splits}
         if not any(p.is_file() for p in csvs.values()):
             raise self.layout_error(
                 "none of " + ", ".join(p.name for p in csvs.values()) + " is in the root"
@@ -108,18 +117,19 @@ output_repeated_splits_test/dia<D>_utt<U>.mp4   (or under train/, dev/, test/)""
             yield from self._split_clips(split, path, folder)
 
     def _split_clips(self, split: str, csv_path: Path, folder: Path) -> Iterator[Clip]:
+        rel = csv_path.relative_to(self.root).as_posix()
         with open(csv_path, newline="", encoding="utf-8-sig", errors="replace") as f:
             reader = csv.DictReader(f)
             missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
             if missing:
                 self.skip(
-                    csv_path.name,
+                    rel,
                     f"missing column(s) {', '.join(missing)}; expected {', '.join(COLUMNS)}",
                 )
                 return
             for line, row in enumerate(reader, start=2):
                 row = {k: (v or "").strip() for k, v in row.items() if k}
-                where = f"{csv_path.name}:{line}"
+                where = f"{rel}:{line}"
                 try:
                     dia, utt = int(row["Dialogue_ID"]), int(row["Utterance_ID"])
                 except ValueError:
