@@ -20,6 +20,7 @@ from pipeline.corpora import ADAPTERS, get_adapter, safe_clip_id
 from pipeline.folds import fold_manifest
 from pipeline.manifest import read_failures, read_manifest
 from pipeline.paths import Layout
+from tests.conftest import REPO
 from tests.miniatures import MINIATURES, Miniature, place
 
 
@@ -60,6 +61,14 @@ def miniature(tmp_path_factory, sample_clips):
 def test_every_adapter_has_a_miniature():
     missing = sorted(set(ADAPTERS) - set(MINIATURES))
     assert not missing, f"add a miniature of its layout to tests/miniatures.py for: {missing}"
+
+
+def test_every_adapter_is_documented():
+    """docs/corpora.md has a section for each adapter (layout, labels, folds, where to get it)."""
+    headings = [ln for ln in (REPO / "docs/corpora.md").read_text().splitlines()
+                if ln.startswith("## ")]  # fmt: skip
+    missing = [n for n in ADAPTERS if not any(f"`{n}`" in h for h in headings)]
+    assert not missing, f"docs/corpora.md has no section for: {missing}"
 
 
 @pytest.mark.parametrize("name", sorted(ADAPTERS))

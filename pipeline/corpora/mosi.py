@@ -11,7 +11,8 @@ Two ways in, as for CMU-MOSEI (the helpers that read computational sequences are
   sentiment comes from the labels ``.csd`` when it is in the root, the k-th labelled segment of
   a video (in time order) being segment k (an assumption: the raw transcripts have no times).
 
-Segments are numbered from 1 in time order, as the raw release names them. Media:
+Segments are numbered from 1 in time order (the labels file's own order), as the raw release
+names them. Media:
 ``media='segmented'`` (default) gives ``Raw/Video/Segmented/<video>_<segment>.mp4``;
 ``media='full'`` (sdk only: it needs the segment times) the full video
 ``Raw/Video/Full/<video>.mp4`` with the segment's start/end.
