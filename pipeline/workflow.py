@@ -13,7 +13,7 @@ from pathlib import Path
 import h5py
 
 from .config import Params
-from .corpora import get_adapter
+from .corpora import ADAPTERS, get_adapter
 from .features import get_extractor_class
 from .folds import fold_manifest
 from .ingest import ingest
@@ -64,7 +64,12 @@ def run_folds(params: Params, root: str | Path = ".") -> int:
     entries = read_manifest(lay.clips_csv)
     lay.folds_dir.mkdir(parents=True, exist_ok=True)
     wanted = set()
-    for scheme in params.folds.schemes:
+    # no schemes in params: the corpus's standard ones (docs/corpora.md lists them)
+    schemes = params.folds.schemes or ADAPTERS[params.corpus.adapter].fold_schemes
+    if not schemes:
+        log.warning("folds: no schemes in params.yaml and none standard for %s",
+                    params.corpus.adapter)  # fmt: skip
+    for scheme in schemes:
         manifest = fold_manifest(entries, scheme, params.folds.seed)
         dump_json(lay.folds_dir / f"{scheme.name}.json", manifest)
         wanted.add(f"{scheme.name}.json")

@@ -1,7 +1,8 @@
 """Corpus adapters and their registry.
 
-Adding a corpus: write one module with a :class:`CorpusAdapter` subclass and add one line to
-``ADAPTERS``.
+Adding a corpus: write one module with a :class:`CorpusAdapter` subclass, add one line to
+``ADAPTERS`` and one miniature of its layout to ``tests/miniatures.py`` (the common contract
+test then checks it like every other adapter).
 """
 
 from __future__ import annotations
@@ -10,11 +11,16 @@ import inspect
 from collections.abc import Callable
 from pathlib import Path
 
-from .base import Clip, CorpusAdapter, safe_clip_id
+from .base import Clip, CorpusAdapter, LayoutError, safe_clip_id
+from .crema_d import CremaD
+from .enterface import Enterface
 from .folder import Folder
 from .iemocap import Iemocap
+from .meld import Meld
 from .mosei import Mosei
+from .mosi import Mosi
 from .ravdess import Ravdess
+from .savee import Savee
 
 # name -> factory(root). `sample` is the RAVDESS-format corpus shipped in data/sample/.
 ADAPTERS: dict[str, Callable[..., CorpusAdapter]] = {
@@ -23,6 +29,11 @@ ADAPTERS: dict[str, Callable[..., CorpusAdapter]] = {
     "iemocap": Iemocap,
     "mosei": Mosei,
     "folder": Folder,
+    "crema-d": CremaD,
+    "savee": Savee,
+    "enterface": Enterface,
+    "meld": Meld,
+    "mosi": Mosi,
 }
 
 
@@ -46,4 +57,4 @@ def get_adapter(name: str, root: str | Path, options: dict | None = None) -> Cor
     return factory(Path(root), **options)
 
 
-__all__ = ["ADAPTERS", "Clip", "CorpusAdapter", "get_adapter", "safe_clip_id"]
+__all__ = ["ADAPTERS", "Clip", "CorpusAdapter", "LayoutError", "get_adapter", "safe_clip_id"]

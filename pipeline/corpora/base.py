@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config import FoldScheme
 from ..ids import MAX_LEN, is_valid_name
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -64,15 +65,39 @@ class Clip:
             raise ValueError(f"clip path must be relative to the corpus root: {self.path!r}")
 
 
+class LayoutError(FileNotFoundError):
+    """The corpus root does not hold the layout the adapter reads (wrong root or adapter)."""
+
+
 class CorpusAdapter(ABC):
-    """Reads one corpus layout. Subclasses set ``name`` and ``labels`` and implement clips()."""
+    """Reads one corpus layout. Subclasses set ``name`` and ``labels`` and implement clips().
+
+    The common contract (checked for every adapter by ``tests/test_corpus_contract.py``):
+
+    - ``clips()`` yields :class:`Clip` records with safe, unique ids and paths relative to the
+      root; labels from ``labels`` (or "" where a clip has none); speakers where the corpus
+      names them; transcripts where ``has_transcripts``.
+    - A root that is not this corpus raises :class:`LayoutError` naming what is missing and
+      the expected ``layout``. A file that does not parse, or a missing label file that only
+      part of the corpus needs, goes to ``skipped`` as ``(relative path, reason)``; the rest
+      of the corpus is still yielded (ingest records each skipped file as a failure).
+    - ``fold_schemes`` are the corpus's standard splits (``folds.schemes`` entries);
+      ``disjoint`` maps a scheme name to the manifest column that no two parts of one of its
+      folds may share (speaker-disjoint where the corpus says so).
+    """
 
     name: str = ""
+    title: str = ""  # the corpus's own name, for messages
     labels: tuple[str, ...] = ()
     multi_label: bool = False
+    has_transcripts: bool = False
+    layout: str = ""  # the expected on-disk layout, shown in error messages
+    fold_schemes: tuple[FoldScheme, ...] = ()
+    disjoint: dict[str, str] = {}
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
+        self.skipped: list[tuple[str, str]] = []
 
     def check_root(self) -> None:
         if not self.root.is_dir():
@@ -80,6 +105,19 @@ class CorpusAdapter(ABC):
                 f"{self.name} corpus root {self.root} does not exist or is not a folder; "
                 f"set corpus.root in params.yaml to where the corpus lies"
             )
+
+    def layout_error(self, what: str) -> LayoutError:
+        """The error for a root that does not hold this corpus: what is missing, and the
+        layout expected (so a wrong root or a wrong ``--adapter`` is plain)."""
+        title = self.title or self.name
+        return LayoutError(
+            f"{self.root} does not look like {title} (adapter {self.name!r}): {what}. "
+            f"Expected layout under corpus.root:\n{self.layout.rstrip()}"
+        )
+
+    def skip(self, rel: str | Path, why: str) -> None:
+        """Record a file that is left out, with the reason (it becomes an ingest failure)."""
+        self.skipped.append((Path(rel).as_posix(), why))
 
     @abstractmethod
     def clips(self) -> Iterator[Clip]:

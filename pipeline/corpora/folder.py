@@ -39,6 +39,12 @@ class Folder(CorpusAdapter):
     """A folder (or CSV) of media files; see the module docstring."""
 
     name = "folder"
+    title = "a folder of media files"
+    has_transcripts = True  # from sidecar .txt/.srt/.vtt files where they exist
+    layout = """<any folders>/<name>.<video or audio extension>   (hidden files and folders skipped)
+<same folder>/<name>.txt|.srt|.vtt                 optional transcript
+labels.csv                                         optional: path (or clip_id), label"""
+    # no corpus-defined split; a folder per person makes group_kfold on speaker disjoint
 
     def __init__(
         self,
@@ -56,7 +62,6 @@ class Folder(CorpusAdapter):
         self.extensions = tuple(
             e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions
         )
-        self.skipped: list[tuple[str, str]] = []
 
     def check_root(self) -> None:
         if self.root.is_file() and self.root.suffix.lower() == ".csv":

@@ -38,6 +38,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..config import FoldScheme
 from ..text.alignment import WORD_TIMES_KEY, dump_word_times
 from .base import Clip, CorpusAdapter
 
@@ -131,7 +132,19 @@ class Iemocap(CorpusAdapter):
     """Utterances of IEMOCAP (see the module docstring for options and rules)."""
 
     name = "iemocap"
+    title = "IEMOCAP"
     labels = ("neutral", "happy", "sad", "angry")
+    has_transcripts = True
+    layout = """Session1..5/dialog/EmoEvaluation/<dialog>.txt        labels
+Session1..5/dialog/transcriptions/<dialog>.txt
+Session1..5/dialog/avi/DivX/<dialog>.avi
+Session1..5/sentences/wav/<dialog>/<utterance>.wav"""
+    fold_schemes = (
+        FoldScheme("kfold_811", "stratified_kfold", n_folds=10, val_fraction=0.1111),
+        FoldScheme("loso", "group_kfold", n_folds=5, group_by="session"),
+    )
+    # each session has its own two actors, so leaving a session out is speaker-disjoint too
+    disjoint = {"loso": "speaker"}
 
     def __init__(
         self,
@@ -163,7 +176,6 @@ class Iemocap(CorpusAdapter):
         self.word_alignment = word_alignment
         if self.classes == "all":
             self.labels = tuple(dict.fromkeys(CODES.values()))
-        self.skipped: list[tuple[str, str]] = []
 
     def _label(self, code: str) -> str | None:
         table = FOUR_CLASS if self.classes == "4" else CODES
@@ -184,8 +196,8 @@ class Iemocap(CorpusAdapter):
                     continue  # ._Ses01F... resource forks of archives made on a Mac
                 yield from self._dialog_clips(session, path)
         if not found:
-            raise FileNotFoundError(
-                f"no Session<N>/dialog/EmoEvaluation/ folder under {self.root} for sessions "
+            raise self.layout_error(
+                f"no Session<N>/dialog/EmoEvaluation/ folder for sessions "
                 f"{list(self.sessions)}; set corpus.root to the IEMOCAP_full_release folder"
             )
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import FoldScheme
 from .base import Clip, CorpusAdapter
 
 MODALITIES = {"01": "full-AV", "02": "video-only", "03": "audio-only"}
@@ -96,7 +97,19 @@ class Ravdess(CorpusAdapter):
     """
 
     name = "ravdess"
+    title = "RAVDESS"
     labels = tuple(EMOTIONS.values())
+    has_transcripts = True
+    layout = """Actor_01/ .. Actor_24/
+  Actor_XX/MM-VV-EE-II-SS-RR-AA.mp4 (or .wav): modality, vocal channel, emotion, intensity,
+                                       statement, repetition, actor (two digits each)"""
+    # The papers' schemes on the full corpus (24 actors); params.yaml scales them to the sample.
+    fold_schemes = (
+        FoldScheme("actor_kfold", "group_kfold", n_folds=10, group_by="speaker"),
+        FoldScheme("random_kfold", "stratified_kfold", n_folds=10),
+        FoldScheme("actor_holdout", "group_holdout", n_train=18, n_val=3, n_test=3),
+    )
+    disjoint = {"actor_kfold": "speaker", "actor_holdout": "speaker"}
 
     def __init__(
         self,
@@ -107,11 +120,12 @@ class Ravdess(CorpusAdapter):
         super().__init__(root)
         self.modalities = modalities
         self.vocal_channels = vocal_channels
-        self.skipped: list[tuple[str, str]] = []
 
     def clips(self) -> Iterator[Clip]:
         self.check_root()
         self.skipped = []
+        if not any(p.is_dir() for p in self.root.glob("Actor_*")):
+            raise self.layout_error("no Actor_XX/ folder")
         files = sorted(p for p in self.root.glob("Actor_*/*") if p.suffix.lower() in MEDIA_SUFFIXES)
         for path in files:
             rel = path.relative_to(self.root).as_posix()
