@@ -351,3 +351,31 @@ def test_manifest_writes_fail_loudly_if_they_do_not_read_back(tmp_path):
     entry = ManifestEntry("a", "a.mp4", transcript="x" * 300_000, meta={"word_times": "[]"})
     write_manifest(tmp_path / "clips.csv", [entry])
     assert read_manifest(tmp_path / "clips.csv")[0].transcript == "x" * 300_000
+
+
+def test_model_tokens_name_content_not_paths_or_times(tmp_path):
+    """Defect 9: the words token held the vectors' absolute path and mtime, so two checkouts
+    (or two venvs) got different cache keys and shard bytes for the same vectors."""
+    from pipeline.text.vectors import VectorsConfig, from_arrays, save_npy, vectors_token
+
+    kv = from_arrays(np.eye(3, dtype=np.float32), ["a", "b", "c"])
+    one = save_npy(kv, tmp_path / "one" / "v.npy")
+    two = save_npy(kv, tmp_path / "two" / "v.npy")
+    os.utime(two, (1, 1))
+    tokens = [vectors_token(VectorsConfig(format="npy", path=str(p))) for p in (one, two)]
+    assert tokens[0] == tokens[1] and str(tmp_path) not in tokens[0]
+    save_npy(from_arrays(np.eye(3, dtype=np.float32) * 2, ["a", "b", "c"]), two)
+    assert vectors_token(VectorsConfig(format="npy", path=str(two))) != tokens[0]
+
+
+def test_csd_import_refuses_links_to_other_files(tmp_path):
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f["features"] = np.ones((2, 3), np.float32)
+    csd = tmp_path / "x.csd"
+    with h5py.File(csd, "w") as f:
+        g = f.create_group("covarep/data/vid1")
+        g["features"] = h5py.ExternalLink(str(other), "features")
+        g["intervals"] = np.array([[0.0, 1.0], [1.0, 2.0]])
+    with pytest.raises(OSError, match="external link"):
+        import_csd(csd, tmp_path / "covarep")
