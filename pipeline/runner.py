@@ -30,6 +30,7 @@ from joblib import Parallel, delayed, parallel_config
 from tqdm import tqdm
 
 from .config import RunnerConfig
+from .devices import place_worker
 from .features import ClipSource, Extractor, make_extractor
 from .hashing import params_hash
 from .manifest import Failure, ManifestEntry
@@ -116,11 +117,12 @@ def cache_key(extractor: Extractor, entry: ManifestEntry) -> str:
     )
 
 
-def _worker_extractor(name: str, config: Any, n_threads: int) -> Extractor:
+def _worker_extractor(name: str, config: Any, n_threads: int, slot: int = 0) -> Extractor:
     key = (name, params_hash(config))
     ex = _WORKER_EXTRACTORS.get(key)
     if ex is None:
         ex = make_extractor(name, config)
+        place_worker(getattr(ex, "device", "cpu"), slot)  # worker k on GPU k mod n
         ex.ensure_setup()
         # Only when the extractor loaded torch: importing it just to set its threads costs a
         # worker of an audio stage about 400 MB.
@@ -132,12 +134,18 @@ def _worker_extractor(name: str, config: Any, n_threads: int) -> Extractor:
 
 
 def _run_batch(
-    name: str, config: dict[str, Any], tasks: list[Task], runner: RunnerConfig, n_threads: int
+    name: str,
+    config: dict[str, Any],
+    tasks: list[Task],
+    runner: RunnerConfig,
+    n_threads: int,
+    slot: int = 0,
 ) -> list[ClipOutcome]:
-    """Executed in a worker: extract each clip of the batch into its cache file."""
+    """Executed in a worker: extract each clip of the batch into its cache file. ``slot``
+    (the batch's number) places a worker's models on a GPU (see pipeline.devices)."""
     outcomes = []
     try:
-        extractor = _worker_extractor(name, config, n_threads)
+        extractor = _worker_extractor(name, config, n_threads, slot)
     except Exception as e:  # noqa: BLE001 - a model that cannot load fails every clip
         return [
             ClipOutcome(t.clip_id, False, 0.0, f"setup failed: {e}", type(e).__name__)
@@ -289,8 +297,8 @@ def run_extraction(
         with _backend(runner) as pkw:
             par = Parallel(return_as="generator_unordered", **pkw)
             jobs = (
-                delayed(_run_batch)(feature, config_dict, b, runner, n_threads)
-                for b in _batches(tasks, runner.batch_clips)
+                delayed(_run_batch)(feature, config_dict, b, runner, n_threads, i)
+                for i, b in enumerate(_batches(tasks, runner.batch_clips))
             )
             with tqdm(total=len(tasks), desc=feature, unit="clip", disable=not progress) as bar:
                 for batch in par(jobs):
