@@ -182,3 +182,11 @@ def exact_fp32() -> None:
 
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
+
+
+def worker_config(config: dict, device: str | None) -> dict:
+    """The config the workers get: ``device`` as this machine resolved it (the one in the
+    cache key), so that a worker never runs ``auto`` its own way under another's key."""
+    if device is None or "device" not in config:
+        return config
+    return {**config, "device": device}

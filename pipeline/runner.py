@@ -30,7 +30,7 @@ from joblib import Parallel, delayed, parallel_config
 from tqdm import tqdm
 
 from .config import RunnerConfig
-from .devices import place_worker
+from .devices import place_worker, worker_config
 from .features import ClipSource, Extractor, make_extractor
 from .hashing import params_hash
 from .manifest import Failure, ManifestEntry
@@ -260,7 +260,7 @@ def run_extraction(
     extractor = make_extractor(feature, config)
     from .config import to_dict
 
-    config_dict = to_dict(extractor.config)
+    config_dict = worker_config(to_dict(extractor.config), getattr(extractor, "device", None))
     # Absolute paths: workers on a cluster need not share the driver's working directory.
     corpus_root = Path(corpus_root).absolute()
     cache_root = Path(cache_dir).absolute() / feature

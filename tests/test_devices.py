@@ -10,7 +10,14 @@ import pytest
 import torch
 
 from pipeline import devices
-from pipeline.devices import CudaStatus, choose_device, min_capability, place_worker, worker_gpu
+from pipeline.devices import (
+    CudaStatus,
+    choose_device,
+    min_capability,
+    place_worker,
+    worker_config,
+    worker_gpu,
+)
 from pipeline.features import ExtractionError, make_extractor
 from pipeline.runner import cache_key
 from pipeline.training.distributed import resolve_device
@@ -92,8 +99,10 @@ def test_the_reasons(monkeypatch, tmp_path, fresh, caplog, driver, gpus, built, 
     if chosen == "cpu":  # asked for explicitly, the same reason stops the stage
         with pytest.raises(RuntimeError, match="faces.device is cuda but CUDA cannot be used"):
             choose_device("cuda", "faces")
+        explicit = make_extractor("faces", {"device": "cuda"})
+        assert explicit.params()["device"] == "cuda"  # planned here, checked where it loads
         with pytest.raises(ExtractionError, match=reason.split(" (")[0][:30]):
-            make_extractor("faces", {"device": "cuda"}).params()
+            explicit.ensure_setup()
 
 
 def test_min_capability_of_a_wheel():
@@ -141,6 +150,9 @@ def test_the_resolved_device_is_in_params_cache_key_and_provenance(monkeypatch, 
     assert prov["device"] == "cuda" and prov["gpu"] == "NVIDIA H200"
     assert "TF32 off" in prov["fp32"]
     assert cache_key(cpu, entry) != cache_key(gpu, entry)
+    # the workers run what the key says, not their own reading of auto
+    assert worker_config({"device": "auto", "fps": 0}, gpu.device)["device"] == "cuda"
+    assert worker_config({"sample_rate": 16000}, None) == {"sample_rate": 16000}
     explicit = make_extractor("faces", {"device": "cuda"})
     assert cache_key(explicit, entry) == cache_key(gpu, entry)  # auto and cuda: one output
     fan = make_extractor("landmarks", {"backend": "fan", "device": "auto"})

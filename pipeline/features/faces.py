@@ -172,9 +172,12 @@ class FacesExtractor(StreamingExtractor):
 
     @property
     def device(self) -> str:
-        """The device this extractor runs on ("cpu" or "cuda"): ``device: auto`` resolved."""
+        """The device this extractor runs on ("cpu" or "cuda"): ``device: auto`` resolved on
+        this machine; ``cuda`` is checked when the models load (:meth:`setup`), so that a
+        machine without a GPU can plan a run for GPU workers."""
         if self._device is None:
-            self._device = resolve_device(self.config.device)
+            dev = self.config.device
+            self._device = dev if dev == "cuda" else resolve_device(dev)
         return self._device
 
     @property
@@ -188,6 +191,7 @@ class FacesExtractor(StreamingExtractor):
         from ..vision.mtcnn import FaceDetector
 
         cfg: FacesConfig = self.config
+        resolve_device(self.device)  # cuda where CUDA cannot run: an error with the reason
         exact_fp32()  # TF32 convolutions would move the boxes (CPU and GPU would differ)
         self.detector = FaceDetector(
             device=self.device,

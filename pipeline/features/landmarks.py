@@ -130,8 +130,8 @@ class LandmarksExtractor(StreamingExtractor):
     def device(self) -> str:
         """The device: "cpu" or "cuda" (``device: auto`` resolved; dlib runs on the CPU)."""
         if getattr(self, "_device", None) is None:
-            fan = self.config.backend == "fan"
-            self._device = resolve_device(self.config.device, "landmarks") if fan else "cpu"
+            dev = self.config.device if self.config.backend == "fan" else "cpu"
+            self._device = dev if dev in ("cpu", "cuda") else resolve_device(dev, "landmarks")
         return self._device
 
     def setup(self) -> None:
@@ -139,7 +139,7 @@ class LandmarksExtractor(StreamingExtractor):
         from ..vision.landmarkers import LandmarkModelError, make_landmarker
 
         cfg: LandmarksConfig = self.config
-        device = self.device
+        device = resolve_device(self.device, "landmarks")  # cuda without CUDA: the reason
         exact_fp32()  # the same numbers on CPU and GPU (no TF32 convolutions)
         try:
             self.landmarker = make_landmarker(
