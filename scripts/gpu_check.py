@@ -481,6 +481,22 @@ def _env() -> dict[str, str]:
     return env
 
 
+def loaded_distributions() -> list[str]:
+    """name==version of every installed distribution this process imported from (the
+    wheel list of scripts/gpu_check.sh is checked against it)."""
+    import importlib.metadata as md
+
+    owners = md.packages_distributions()
+    names = {d for m in list(sys.modules) for d in owners.get(m.split(".")[0], [])}
+    out = []
+    for n in sorted(names, key=str.lower):
+        try:
+            out.append(f"{n}=={md.version(n)}")
+        except md.PackageNotFoundError:
+            continue
+    return out
+
+
 def summary(doc: dict) -> str:
     lines = [f"GPU check ({'dry run on the CPU' if doc['dry_run'] else 'on the GPU'})"]
     for name, st in doc["steps"].items():
@@ -535,6 +551,7 @@ def main() -> int:
         if name == "environment" and check.doc["steps"][name]["status"] != "ok":
             break
     check.doc["seconds"] = round(time.perf_counter() - t0, 1)
+    check.doc["distributions_loaded"] = loaded_distributions()
     check.save()
     shutil.rmtree(check.work, ignore_errors=True)
     print()
