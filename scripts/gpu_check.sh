@@ -33,7 +33,7 @@ WHEELS=(
   joblib==1.6.0
   lazy-loader==0.6
   llvmlite==0.50.0
-  networkx==3.5
+  networkx==3.6.1
   numba==0.68.1
   numpy==2.4.6
   opencv-python==5.0.0.93
