@@ -63,6 +63,8 @@ class PretrainTask:
                 val_ds,
                 batch_sampler=validation_batches(len(val_ds), cfg.optim.batch_size, ctx),
                 num_workers=train_cfg.num_workers,
+                persistent_workers=train_cfg.num_workers > 0,
+                pin_memory=ctx.device.type == "cuda",
             )
             if len(val_ds) >= 2
             else None
