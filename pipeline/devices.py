@@ -168,7 +168,10 @@ def place_worker(device: str, slot: int) -> int | None:
         return None
     if _PLACED is None:
         torch = sys.modules.get("torch") or __import__("torch")
-        _PLACED = worker_gpu(slot, torch.cuda.device_count())
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:  # the extractor's setup stops with the reason (choose_device)
+            return None
+        _PLACED = worker_gpu(slot, n)
         torch.cuda.set_device(_PLACED)
         log.info("worker on GPU %d", _PLACED)
     return _PLACED

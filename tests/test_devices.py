@@ -129,6 +129,13 @@ def test_workers_take_the_gpus_in_turn(monkeypatch, tmp_path, fresh):
     assert resolve_device("cpu", local_rank=5) == torch.device("cpu")
 
 
+def test_a_worker_without_gpu_is_not_placed_and_setup_says_why(monkeypatch, tmp_path, fresh):
+    _machine(monkeypatch, tmp_path, driver="550.54.15")
+    assert place_worker("cuda", 0) is None
+    with pytest.raises(ExtractionError, match="driver 550.54.15 is too old"):
+        make_extractor("faces", {"device": "cuda"}).ensure_setup()
+
+
 def test_the_resolved_device_is_in_params_cache_key_and_provenance(monkeypatch, fresh):
     """faces with device auto: "cpu" here; with CUDA reported usable (faked only at the
     availability check) "cuda", its own cache key, and the GPU batch size."""
