@@ -21,6 +21,10 @@ load from other processes hits all of them alike. ``fps`` is frames per wall-clo
 Prints a summary and saves JSON to ``bench/results/visual.json``.
 
     .venv/bin/python bench/bench_visual.py [--seconds 30] [--reps 3] [--quick]
+        [--device auto|cpu|cuda] [--faces-only]
+
+``--faces-only`` (the GPU check, scripts/gpu_check.sh): decode and faces on the 1280x720
+clip only.
 """
 
 from __future__ import annotations
@@ -65,9 +69,12 @@ def _source(path: Path, **kw) -> ClipSource:
     return ClipSource(clip_id=path.stem, path=path.resolve(), **kw)
 
 
+DEVICE = "auto"  # faces.device for every run (--device)
+
+
 def _extractors(faces_dir: Path | None = None):
     params = load_params(REPO / "params.yaml")
-    faces = make_extractor("faces", params.section("faces"))
+    faces = make_extractor("faces", {**to_dict(params.section("faces")), "device": DEVICE})
     faces.ensure_setup()
     lm_cfg = to_dict(params.section("landmarks"))
     lm_cfg["faces_dir"] = str(faces_dir) if faces_dir else ""
@@ -100,7 +107,7 @@ def _fps(frames: int, seconds: list[float]) -> float:
     return round(frames / statistics.median(seconds), 1)
 
 
-def long_clip_speed(clip: Path, reps: int, work: Path) -> dict:
+def long_clip_speed(clip: Path, reps: int, work: Path, landmarks: bool = True) -> dict:
     faces, _ = _extractors()
     src = _source(clip)
     faces.extract(_source(clip, end=0.5))  # warm-up (first-call costs are not throughput)
@@ -120,13 +127,14 @@ def long_clip_speed(clip: Path, reps: int, work: Path) -> dict:
     steps = dict(faces.last_tracker.seconds)
     faces_dir = work / "faces_long"
     _write_faces(faces, {src.clip_id: (src, feats)}, faces_dir)
-    _, landmarks = _extractors(faces_dir)
-    landmarks.ensure_setup()
-    wall["landmarks"], cpu["landmarks"] = [], []
-    for _ in range(max(1, reps - 1)):
-        _, w, c = _timed(lambda: landmarks.extract(src))
-        wall["landmarks"].append(w)
-        cpu["landmarks"].append(c)
+    if landmarks:
+        _, lm = _extractors(faces_dir)
+        lm.ensure_setup()
+        wall["landmarks"], cpu["landmarks"] = [], []
+        for _ in range(max(1, reps - 1)):
+            _, w, c = _timed(lambda: lm.extract(src))
+            wall["landmarks"].append(w)
+            cpu["landmarks"].append(c)
     fps = {k: _fps(n, v) for k, v in wall.items()}
     cpu_fps = {k: _fps(n, v) for k, v in cpu.items()}
     total = statistics.median(wall["faces"])
@@ -134,6 +142,8 @@ def long_clip_speed(clip: Path, reps: int, work: Path) -> dict:
     breakdown = {"decode_and_other": round(max(0.0, total - inside) / total, 3)}
     breakdown.update({k: round(v / total, 3) for k, v in steps.items()})
     return {
+        "device": faces.device,
+        "batch_size": faces.batch_in_use,
         "frames": n,
         "fps": fps,
         "cpu_fps": cpu_fps,
@@ -264,6 +274,12 @@ def main() -> None:
     ap.add_argument("--iou-every", type=int, default=10, help="0: skip the IoU check")
     ap.add_argument("--quick", action="store_true", help="10 s clip, 16 sample clips, 1 rep")
     ap.add_argument("--out", default=str(REPO / "bench/results/visual.json"))
+    ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="faces")
+    ap.add_argument(
+        "--faces-only",
+        action="store_true",
+        help="only decode and faces on the 1280x720 clip (the GPU check)",
+    )
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -272,6 +288,8 @@ def main() -> None:
         return
     if args.quick:
         args.seconds, args.reps = 10.0, 1
+    global DEVICE
+    DEVICE = args.device
     sample = sorted((REPO / "data/sample").glob("Actor_*/*.mp4"))
     if args.quick:
         sample = sample[::4]
@@ -297,9 +315,17 @@ def main() -> None:
         t0 = time.perf_counter()
         encode_video(clip, talking_head_frames(n_frames, 1280, 720, 30.0), fps=30)
         print(f"generated {clip.name}: {n_frames} frames in {time.perf_counter() - t0:.0f} s")
-        long = long_clip_speed(clip, args.reps, work)
+        long = long_clip_speed(clip, args.reps, work, landmarks=not args.faces_only)
         out["clip_1280x720"] = {"seconds": args.seconds, **long}
         print("1280x720:", json.dumps(long))
+        if args.faces_only:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+            print(
+                f"faces on {long['device']} at 1280x720: {long['fps']['faces']} fps; decode "
+                f"only: {long['fps']['decode']} fps; saved {args.out}"
+            )
+            return
         out["memory_1280x720"] = memory(clip, long["frames"], work / "faces_long")
         print("memory:", json.dumps(out["memory_1280x720"]))
         out["sample_corpus"] = sample_corpus(sample, work)

@@ -28,7 +28,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from .config import RunnerConfig
+from .devices import place_worker, worker_config
 from .execution import run_batches, watch_parent
 from .features import ClipSource, Extractor, make_extractor
 from .features.base import restrict_source, source_key_inputs
@@ -72,6 +73,7 @@ class Task:
     source: ClipSource
     cache_path: str
     cache_key: str
+    slot: int = 0  # the number of its batch: which GPU a worker's models go to
 
 
 @dataclass
@@ -146,11 +148,12 @@ def cache_key(extractor: Extractor, source: ClipSource) -> str:
     )
 
 
-def _worker_extractor(name: str, config: Any, n_threads: int) -> Extractor:
+def _worker_extractor(name: str, config: Any, n_threads: int, slot: int = 0) -> Extractor:
     key = (name, params_hash(config))
     ex = _WORKER_EXTRACTORS.get(key)
     if ex is None:
         ex = make_extractor(name, config)
+        place_worker(getattr(ex, "device", "cpu"), slot)  # worker k on GPU k mod n
         ex.ensure_setup()
         # Only when the extractor loaded torch: importing it just to set its threads costs a
         # worker of an audio stage about 400 MB.
@@ -169,11 +172,13 @@ def _run_batch(
     parent_pid: int,
     tasks: list[Task],
 ) -> list[ClipOutcome]:
-    """Executed in a worker: extract each clip of the batch into its cache file."""
+    """Executed in a worker: extract each clip of the batch into its cache file. The first
+    task's ``slot`` (its batch's number) places a worker's models on a GPU (see
+    pipeline.devices)."""
     watch_parent(parent_pid)
     outcomes = []
     try:
-        extractor = _worker_extractor(name, config, n_threads)
+        extractor = _worker_extractor(name, config, n_threads, tasks[0].slot if tasks else 0)
     except Exception as e:  # noqa: BLE001 - a model that cannot load fails the stage
         return [
             ClipOutcome(t.clip_id, False, 0.0, f"setup failed: {e}", type(e).__name__,
@@ -262,9 +267,15 @@ def _remove_leftovers(cache_root: Path) -> None:
             tmp.unlink(missing_ok=True)
 
 
-def _batches(tasks: list[Task], size: int) -> Iterator[list[Task]]:
-    for i in range(0, len(tasks), max(1, size)):
-        yield tasks[i : i + size]
+def _batches(tasks: list[Task], size: int) -> list[list[Task]]:
+    """Batches of ``size`` tasks, each task told its batch's number (its GPU slot)."""
+    out = []
+    for slot, i in enumerate(range(0, len(tasks), max(1, size))):
+        batch = tasks[i : i + size]
+        for t in batch:
+            t.slot = slot
+        out.append(batch)
+    return out
 
 
 def _read_cached(path: Path) -> h5py.File | None:
@@ -331,7 +342,7 @@ def _run_extraction(
     extractor = make_extractor(feature, config)
     from .config import to_dict
 
-    config_dict = to_dict(extractor.config)
+    config_dict = worker_config(to_dict(extractor.config), getattr(extractor, "device", None))
     # Absolute paths: workers on a cluster need not share the driver's working directory.
     corpus_root = Path(corpus_root).absolute()
     cache_root = Path(cache_dir).absolute() / feature
@@ -397,7 +408,7 @@ def _run_extraction(
 
             run_batches(
                 _run_batch,
-                list(_batches(tasks, runner.batch_clips)),
+                _batches(tasks, runner.batch_clips),
                 (feature, config_dict, runner, n_threads, os.getpid()),
                 runner,
                 key=lambda t: t.clip_id,

@@ -130,24 +130,48 @@ def test_fast_path_finds_the_faces_full_detection_finds(faces, sample_clips, tmp
     _assert_same_faces(feats, rows, ref, "1280x720")
 
 
-def test_decoding_streams_through_a_bounded_window(faces, sample_clips):
+def _window_bound(settings) -> int:
+    """Frames the tracker may pull before its first face comes out: one window (the batch
+    size in use on the extractor's device), the key-frame look-ahead and one more."""
+    return settings.batch_size + settings.key_interval + 1
+
+
+def test_decoding_streams_through_a_bounded_window(faces, tmp_path):
+    settings = faces.track_settings()
+    assert settings.batch_size == faces.batch_in_use  # cuda_batch_size on a GPU
+    n = _window_bound(settings) + 30  # a clip longer than one window on any device
+    clip = encode_video(tmp_path / "long.mp4", talking_head_frames(n, 192, 192), fps=30)
     pulled = 0
 
     def counting():
         nonlocal pulled
-        for item in iter_decoded(sample_clips[0]):
+        for item in iter_decoded(clip):
             pulled += 1
             yield item
 
     tracker = faces.tracker()
+    assert tracker.s.batch_size == settings.batch_size
     out = tracker.run(counting())
     first = next(out)
     assert first.box is not None
-    # the first face comes out after one window, not after the whole clip (71 frames)
-    assert pulled <= tracker.s.batch_size + tracker.s.key_interval + 1 < 71
+    # the first face comes out after one window, not after the whole clip
+    assert pulled <= _window_bound(tracker.s) < n
     rest = list(out)
-    assert 1 + len(rest) == pulled == 71
+    assert 1 + len(rest) == pulled == n
     assert len(tracker._frames) <= tracker.s.batch_size + 1  # one reusable window of frames
+
+
+def test_the_window_on_a_gpu_is_cuda_batch_size(monkeypatch):
+    """With CUDA reported usable (faked only at the availability check), ``device: auto``
+    takes the GPU's batch size, which the bound above then uses."""
+    from pipeline import devices
+
+    usable = devices.CudaStatus(True, "1 CUDA device(s): test", 1, "13.0", "580.65.06")
+    monkeypatch.setattr(devices, "cuda_status", lambda: usable)
+    gpu = make_extractor("faces", _config())
+    assert gpu.device == "cuda"
+    assert gpu.track_settings().batch_size == _config().cuda_batch_size == 120
+    assert _window_bound(gpu.track_settings()) == 131  # > the 71 frames of a sample clip
 
 
 def test_gap_fill_is_off_by_default_and_recorded(tmp_path):
@@ -232,13 +256,21 @@ def test_extractor_errors_are_per_clip(faces, tmp_path, sample_clips):
 
 
 def test_cpu_and_gpu_agree(sample_clips):
+    """Extraction runs in exact fp32 on the GPU (TF32 off), so CPU and GPU find the same
+    faces: same frames, boxes within IoU 0.95, probabilities within 1e-3 (docs/gpu.md)."""
     import torch
 
     if not torch.cuda.is_available():
-        pytest.skip("no CUDA device here: the CPU/GPU comparison needs one")
+        pytest.skip("no CUDA device here: the CPU/GPU comparison needs one (scripts/gpu_check.sh)")
     base = to_dict(_config())
-    cpu = make_extractor("faces", {**base, "device": "cpu"}).extract(_source(sample_clips[0]))
-    gpu = make_extractor("faces", {**base, "device": "cuda"}).extract(_source(sample_clips[0]))
-    np.testing.assert_array_equal(cpu.valid, gpu.valid)
-    assert iou(cpu.arrays["boxes"], gpu.arrays["boxes"])[cpu.valid].min() > 0.95
-    np.testing.assert_allclose(cpu.arrays["probs"], gpu.arrays["probs"], atol=1e-3)
+    cpu_ex = make_extractor("faces", {**base, "device": "cpu"})
+    gpu_ex = make_extractor("faces", {**base, "device": "cuda"})
+    for clip in _spread(sample_clips, 16):
+        cpu = cpu_ex.extract(_source(clip))
+        gpu = gpu_ex.extract(_source(clip))
+        assert gpu.attrs["device"] == "cuda"
+        np.testing.assert_array_equal(cpu.valid, gpu.valid, err_msg=clip.name)
+        assert iou(cpu.arrays["boxes"], gpu.arrays["boxes"])[cpu.valid].min() > 0.95, clip.name
+        np.testing.assert_allclose(
+            cpu.arrays["probs"], gpu.arrays["probs"], atol=1e-3, err_msg=clip.name
+        )

@@ -46,7 +46,7 @@ from . import register
 from .base import ClipSource, ExtractionError, StreamingExtractor
 
 if TYPE_CHECKING:
-    from ..vision.face_track import FaceTracker, FrameFace
+    from ..vision.face_track import FaceTracker, FrameFace, TrackSettings
 
 
 @dataclass(frozen=True)
@@ -96,14 +96,15 @@ class FacesConfig:
             raise ConfigError(f"{key}.min_prob: must be in [0, 1], got {self.min_prob}")
 
 
-def resolve_device(device: str) -> str:
-    import torch
+def resolve_device(device: str, stage: str = "faces") -> str:
+    """``"cpu"`` or ``"cuda"`` for a config's ``device`` (auto | cpu | cuda); ``auto`` logs
+    its choice and the reason once per stage (:func:`pipeline.devices.choose_device`)."""
+    from ..devices import choose_device
 
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ExtractionError("device 'cuda' requested but torch sees no CUDA device")
-    return device
+    try:
+        return choose_device(device, stage)
+    except RuntimeError as e:
+        raise ExtractionError(str(e)) from e
 
 
 @contextlib.contextmanager
@@ -167,12 +168,31 @@ class FacesExtractor(StreamingExtractor):
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
         self._buffers: list[np.ndarray] = []
+        self._device: str | None = None
+
+    @property
+    def device(self) -> str:
+        """The device this extractor runs on ("cpu" or "cuda"): ``device: auto`` resolved on
+        this machine; ``cuda`` is checked when the models load (:meth:`setup`), so that a
+        machine without a GPU can plan a run for GPU workers."""
+        if self._device is None:
+            dev = self.config.device
+            self._device = dev if dev == "cuda" else resolve_device(dev)
+        return self._device
+
+    @property
+    def batch_in_use(self) -> int:
+        """Frames handled together on this extractor's device."""
+        cfg: FacesConfig = self.config
+        return cfg.cuda_batch_size if self.device == "cuda" else cfg.batch_size
 
     def setup(self) -> None:
+        from ..devices import exact_fp32
         from ..vision.mtcnn import FaceDetector
 
         cfg: FacesConfig = self.config
-        self.device = resolve_device(cfg.device)
+        resolve_device(self.device)  # cuda where CUDA cannot run: an error with the reason
+        exact_fp32()  # TF32 convolutions would move the boxes (CPU and GPU would differ)
         self.detector = FaceDetector(
             device=self.device,
             min_face_size=cfg.min_face_size,
@@ -190,13 +210,20 @@ class FacesExtractor(StreamingExtractor):
             return None
 
     def params(self) -> dict[str, Any]:
-        """The parameters that define the output (thread counts only change the speed)."""
+        """The parameters that define the output (thread counts only change the speed); the
+        device as resolved, so that CPU and GPU outputs never share a cache entry."""
         from ..config import to_dict
 
         out = to_dict(self.config)
         for k in ("decode_threads", "torch_threads"):
             out.pop(k)
+        out["device"] = self.device
         return out
+
+    def provenance(self) -> dict[str, Any]:
+        from ..devices import device_provenance
+
+        return {**super().provenance(), "device": device_provenance(self.device)}
 
     def model_token(self) -> str:
         try:
@@ -206,25 +233,28 @@ class FacesExtractor(StreamingExtractor):
         except importlib.metadata.PackageNotFoundError:
             return "facenet-pytorch"
 
-    def tracker(self) -> FaceTracker:
-        """A tracker over this extractor's detector and settings, for one clip."""
-        from ..vision.face_track import FaceTracker, TrackSettings
+    def track_settings(self) -> TrackSettings:
+        """The tracker's settings on this extractor's device (its window: ``batch_in_use``)."""
+        from ..vision.face_track import TrackSettings
 
         cfg: FacesConfig = self.config
+        return TrackSettings(
+            crop_size=cfg.crop_size,
+            margin=cfg.margin,
+            detect_max_side=cfg.detect_max_side,
+            key_interval=cfg.key_interval,
+            batch_size=self.batch_in_use,
+            refine_rnet=cfg.refine_rnet,
+            min_prob=cfg.min_prob,
+        )
+
+    def tracker(self) -> FaceTracker:
+        """A tracker over this extractor's detector and settings, for one clip."""
+        from ..vision.face_track import FaceTracker
+
         self.ensure_setup()
-        batch = cfg.cuda_batch_size if self.device == "cuda" else cfg.batch_size
         return FaceTracker(
-            self.detector,
-            buffer=self._take_buffer(),
-            settings=TrackSettings(
-                crop_size=cfg.crop_size,
-                margin=cfg.margin,
-                detect_max_side=cfg.detect_max_side,
-                key_interval=cfg.key_interval,
-                batch_size=batch,
-                refine_rnet=cfg.refine_rnet,
-                min_prob=cfg.min_prob,
-            ),
+            self.detector, buffer=self._take_buffer(), settings=self.track_settings()
         )
 
     def extract_into(self, source: ClipSource, sink: ClipSink) -> dict[str, Any]:

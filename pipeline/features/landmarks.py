@@ -126,11 +126,21 @@ class LandmarksExtractor(StreamingExtractor):
             "frames_with_landmarks": int(sums.get("n_faces", 0)),
         }
 
+    @property
+    def device(self) -> str:
+        """The device: "cpu" or "cuda" (``device: auto`` resolved; dlib runs on the CPU)."""
+        if getattr(self, "_device", None) is None:
+            dev = self.config.device if self.config.backend == "fan" else "cpu"
+            self._device = dev if dev in ("cpu", "cuda") else resolve_device(dev, "landmarks")
+        return self._device
+
     def setup(self) -> None:
+        from ..devices import exact_fp32
         from ..vision.landmarkers import LandmarkModelError, make_landmarker
 
         cfg: LandmarksConfig = self.config
-        device = resolve_device(cfg.device) if cfg.backend == "fan" else "cpu"
+        device = resolve_device(self.device, "landmarks")  # cuda without CUDA: the reason
+        exact_fp32()  # the same numbers on CPU and GPU (no TF32 convolutions)
         try:
             self.landmarker = make_landmarker(
                 cfg.backend,
@@ -274,7 +284,13 @@ class LandmarksExtractor(StreamingExtractor):
             out.pop("dlib_model")
             out.pop("decode_threads")
             out.pop("torch_threads")
+            out["device"] = self.device  # resolved: CPU and GPU outputs never share a cache
         return out
+
+    def provenance(self) -> dict[str, Any]:
+        from ..devices import device_provenance
+
+        return {**super().provenance(), "device": device_provenance(self.device)}
 
 
 class _RowsOut:

@@ -21,6 +21,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ..devices import choose_device, worker_gpu
+
 
 @dataclass(frozen=True)
 class DistContext:
@@ -43,12 +45,49 @@ class DistContext:
 
 
 def resolve_device(preference: str, local_rank: int = 0) -> torch.device:
-    """``auto``: CUDA when present, else CPU; ``cuda`` without a GPU is an error."""
-    if preference == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device is cuda but no CUDA device is available")
-    if preference in ("auto", "cuda") and torch.cuda.is_available():
-        return torch.device("cuda", local_rank % torch.cuda.device_count())
+    """``auto``: CUDA when this torch build can use a GPU here, else CPU (the log says which
+    and why); ``cuda`` on a machine that cannot run it is an error naming the reason. Local
+    rank ``k`` takes GPU ``k mod n``."""
+    if choose_device(preference, "train") == "cuda":
+        return torch.device("cuda", worker_gpu(local_rank, torch.cuda.device_count()))
     return torch.device("cpu")
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """The seed of rank ``rank``'s own randomness (dropout): rank 0 keeps ``seed`` (a single
+    process draws what rank 0 of a run would), the others draw apart from it."""
+    if rank == 0:
+        return seed
+    return (seed * 1_000_033 + 7_919 * rank) % (2**63)
+
+
+def current_rank() -> int:
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def _collective_device() -> torch.device:
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def from_rank0(obj: Any) -> Any:
+    """Rank 0's ``obj`` on every rank (itself without a process group): decisions that
+    must agree, such as early stopping, are taken on rank 0 and followed by all."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0, device=_collective_device())
+    return box[0]
+
+
+def sum_over_ranks(values: list[float]) -> list[float]:
+    """Element-wise sums of ``values`` over the ranks (float64; itself without a group)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64, device=_collective_device())
+    dist.all_reduce(t)
+    return t.cpu().tolist()
 
 
 @contextlib.contextmanager

@@ -2,7 +2,14 @@
 validation value, resumable checkpoints, and a per-epoch seed.
 
 Seeding each epoch from ``(seed, epoch)`` (dropout, shuffling, windows) makes a run that
-resumes from a checkpoint take exactly the steps of an uninterrupted one.
+resumes from a checkpoint take exactly the steps of an uninterrupted one. Under torchrun each
+rank seeds torch from ``(seed, epoch, rank)`` (its own dropout masks; rank 0 draws what a
+single process draws); shuffling and windows have their own seeds, shared by the ranks.
+
+Under torchrun every decision is rank 0's: its validation values (the ranks' can differ a
+little, batch-norm statistics being per rank) are broadcast before the early-stopping test,
+so all ranks stop at the same epoch and their collectives stay matched. The training loss is
+the mean over every rank's batches.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from torch import nn
 
 from ..checkpoint import Checkpointer
 from ..config import OptimConfig
+from ..distributed import current_rank, from_rank0, rank_seed, sum_over_ranks
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +119,7 @@ def fit(
 
     epoch = start
     for epoch in range(start, 0 if done else cfg.max_epochs):
-        seed_torch(epoch_seed(seed, epoch))
+        seed_torch(rank_seed(epoch_seed(seed, epoch), current_rank()))
         model.train()
         losses = []
         for batch in task.batches(epoch):
@@ -128,13 +136,15 @@ def fit(
         model.eval()
         with torch.no_grad():
             val = task.validate()
-        train_loss = float(sum(losses) / len(losses)) if losses else math.nan
+        total, count = sum_over_ranks([float(sum(losses)), float(len(losses))])
+        train_loss = total / count if count else math.nan
         row = {"epoch": epoch, "train_loss": train_loss, "lr": lr}
         if val is not None:
             row.update({f"val_{k}": float(v) for k, v in val.items()})
             value = float(val[cfg.monitor])
         else:
             value = -train_loss if cfg.monitor == "score" else train_loss
+        row, value, val = from_rank0((row, value, val))  # every rank decides as rank 0 does
         if _improved(value, result.best_value, cfg) or val is None:
             result.best_value, result.best_epoch, bad = value, epoch, 0
             best_state = copy.deepcopy(model.state_dict())

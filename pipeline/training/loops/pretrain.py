@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch.nn import functional as F  # noqa: N812
+from torch.utils.data import DataLoader
 
 from ...config import to_dict
 from ...models.factory import MultiModalEncoder, build_encoder
@@ -23,7 +24,7 @@ from ..checkpoint import Checkpointer
 from ..config import PretrainConfig, TrainConfig
 from ..data import CorpusData, Fold
 from ..dataset import WindowDataset, fit_standardizer
-from ..distributed import DistContext, gather_batch, wrap
+from ..distributed import DistContext, gather_batch, sum_over_ranks, wrap
 from ..losses import pairwise_contrastive_loss, pairwise_supcon_loss
 from .common import cat_views, make_loader, split_views, to_device
 from .fit import FitResult, fit
@@ -58,7 +59,13 @@ class PretrainTask:
             train_ds, cfg.optim.batch_size, ctx, True, train_cfg.seed, train_cfg.num_workers
         )
         self.val_loader = (
-            make_loader(val_ds, cfg.optim.batch_size, ctx, False, 0, train_cfg.num_workers)[0]
+            DataLoader(
+                val_ds,
+                batch_sampler=validation_batches(len(val_ds), cfg.optim.batch_size, ctx),
+                num_workers=train_cfg.num_workers,
+                persistent_workers=train_cfg.num_workers > 0,
+                pin_memory=ctx.device.type == "cuda",
+            )
             if len(val_ds) >= 2
             else None
         )
@@ -67,10 +74,17 @@ class PretrainTask:
         self.sampler.set_epoch(epoch)
         return self.loader
 
-    def projections(self, batch: dict[str, Any], net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    def projections(
+        self, batch: dict[str, Any], net: torch.nn.Module, gather: bool = True
+    ) -> dict[str, torch.Tensor]:
+        """Projections (B, V, d) per modality; ``gather``: of the global batch (every rank's
+        share, rank order), else of this rank's batch alone."""
         views = [to_device(v, self.ctx.device) for v in batch["views"]]
         _, proj = net(cat_views(views))
-        return {m: gather_batch(split_views(p, len(views)), self.ctx) for m, p in proj.items()}
+        proj = {m: split_views(p, len(views)) for m, p in proj.items()}
+        if not gather:
+            return proj
+        return {m: gather_batch(p, self.ctx) for m, p in proj.items()}
 
     def loss(self, batch: dict[str, Any]) -> torch.Tensor | None:
         if len(batch["index"]) * self.ctx.world_size < 2:
@@ -79,17 +93,30 @@ class PretrainTask:
         return contrastive_loss(self.projections(batch, self.net), labels, self.cfg)
 
     def validate(self) -> dict[str, float] | None:
+        """The mean loss over the validation clips in batches of ``optim.batch_size``, in
+        order (each clip once: the same batches with any number of ranks, which share them
+        out whole and sum)."""
         if self.val_loader is None:
             return None
         total, n = 0.0, 0
         for batch in self.val_loader:
-            if len(batch["index"]) * self.ctx.world_size < 2:
+            if len(batch["index"]) < 2:
                 continue
-            labels = gather_batch(batch["target"].to(self.ctx.device), self.ctx, grad=False)
-            proj = self.projections(batch, self.model)
+            labels = batch["target"].to(self.ctx.device)
+            proj = self.projections(batch, self.model, gather=False)
             total += contrastive_loss(proj, labels, self.cfg).item()
             n += 1
+        total, n = sum_over_ranks([total, float(n)])
         return {"loss": total / n, "score": -total / n} if n else None
+
+
+def validation_batches(n: int, batch_size: int, ctx: DistContext) -> list[list[tuple[int, int]]]:
+    """This rank's whole batches of clips 0..n-1 in order (batch k goes to rank k mod world),
+    as epoch-0 keys: no clip is padded in or counted twice."""
+    batches = [
+        [(0, i) for i in range(s, min(s + batch_size, n))] for s in range(0, n, max(1, batch_size))
+    ]
+    return batches[ctx.rank :: ctx.world_size]
 
 
 @torch.no_grad()

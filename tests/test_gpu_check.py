@@ -1,0 +1,56 @@
+"""The GPU check's wheel list stays the project's: every pinned entry is the version installed
+here, and packages pinned in pyproject.toml carry the same pin in the list."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import re
+import subprocess
+import tomllib
+
+from conftest import REPO
+
+SCRIPT = REPO / "scripts" / "gpu_check.sh"
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _wheels() -> dict[str, str]:
+    block = re.search(r"^WHEELS=\(\n(.*?)^\)", SCRIPT.read_text(), re.M | re.S)
+    assert block, f"no WHEELS=( ... ) list in {SCRIPT}"
+    out = {}
+    for line in block.group(1).split():
+        name, _, version = line.partition("==")
+        out[_norm(name)] = version
+    return out
+
+
+def test_the_wheel_list_is_what_is_installed_and_pinned():
+    wheels = _wheels()
+    assert "torch" not in wheels  # preinstalled on the GPU machine
+    assert wheels["torchvision"] == ""  # the build matching that torch
+    for name, version in wheels.items():
+        if version:
+            assert md.version(name) == version, name
+    pins = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    for pin in pins:
+        name, _, version = pin.partition("==")
+        if _norm(name) in wheels and wheels[_norm(name)]:
+            assert wheels[_norm(name)] == version, name
+
+
+def test_the_script_parses_and_names_its_steps():
+    subprocess.run(["bash", "-n", str(SCRIPT)], check=True)
+    text = (REPO / "scripts" / "gpu_check.py").read_text()
+    for step in (
+        "environment",
+        "cuda_tests",
+        "faces_speed",
+        "fan_speed",
+        "agreement",
+        "training",
+        "torchrun_evaluate",
+    ):
+        assert f'("{step}", check.{step})' in text, step
