@@ -233,6 +233,16 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     return params_from_dict(raw)
 
 
+def core_params_from_dict(raw: dict[str, Any]) -> Params:
+    """The core sections only (corpus, ingest, folds, runner), validated; the extractors' and
+    trainer's sections are left out unread. For commands that run with the core install
+    (``mer verify``), where the modules that own those sections may not import."""
+    if not isinstance(raw, dict):
+        raise ConfigError("params.yaml must hold a mapping of sections")
+    core = {f.name for f in fields(Params)} - {"extra"}
+    return build(Params, {k: v for k, v in raw.items() if k in core})
+
+
 def params_from_dict(raw: dict[str, Any]) -> Params:
     if not isinstance(raw, dict):
         raise ConfigError("params.yaml must hold a mapping of sections")

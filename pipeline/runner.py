@@ -26,16 +26,19 @@ from pathlib import Path
 from typing import Any
 
 import h5py
-from joblib import Parallel, delayed, parallel_config
-from tqdm import tqdm
 
 from .config import RunnerConfig
+from .extras import needs
 from .features import ClipSource, Extractor, make_extractor
 from .hashing import params_hash
 from .manifest import Failure, ManifestEntry
 from .store import SCHEMA_VERSION, ClipSink, ShardWriter
 from .store.reader import ShardError
 from .store.writer import fsync_file
+
+with needs("running a stage", "pipeline"):
+    from joblib import Parallel, delayed, parallel_config
+    from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +207,8 @@ def _batches(tasks: list[Task], size: int) -> Iterator[list[Task]]:
 @contextlib.contextmanager
 def _backend(cfg: RunnerConfig) -> Iterator[dict[str, Any]]:
     if cfg.backend == "dask":
-        from distributed import Client, LocalCluster
+        with needs("runner.backend dask", "pipeline"):
+            from distributed import Client, LocalCluster
 
         if cfg.scheduler:
             client = Client(cfg.scheduler)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..config import Params
+from ..extras import needs
 from ..manifest import read_manifest
 from ..paths import Layout
 from ..store import FeatureReader, ShardError
@@ -43,7 +44,8 @@ h2{border-bottom:2px solid #ddd;padding-bottom:3px}.note{color:#666;font-size:13
 
 
 def _plt():
-    import matplotlib
+    with needs("the QA report", "pipeline"):
+        import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
