@@ -77,7 +77,7 @@ def _emit(args: argparse.Namespace, obj: Any, text: str) -> None:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    with needs("mer ingest", "extract"):
+    with needs("the ingest command", "extract"):
         from .workflow import layout, run_ingest
 
     params = load_cli_params(args)
@@ -88,7 +88,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_folds(args: argparse.Namespace) -> int:
-    with needs("mer folds", "extract"):
+    with needs("the folds command", "extract"):
         from .workflow import layout, run_folds
 
     params = load_cli_params(args)
@@ -182,7 +182,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_export_csd(args: argparse.Namespace) -> int:
-    with needs("mer export-csd", "extract"):
+    with needs("the export-csd command", "extract"):
         from .interop.csd import export_csd
 
     out = export_csd(args.path, args.out, array=args.array or "", dataset=args.dataset or "")
@@ -191,7 +191,7 @@ def cmd_export_csd(args: argparse.Namespace) -> int:
 
 
 def cmd_import_csd(args: argparse.Namespace) -> int:
-    with needs("mer import-csd", "extract"):
+    with needs("the import-csd command", "extract"):
         from .interop.csd import import_csd
 
     out = import_csd(args.csd, args.out, feature=args.feature or "")
@@ -208,9 +208,9 @@ def _optional(module: str, attr: str, what: str, extra: str):
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    montage = _optional("pipeline.qa.montage", "montage", "mer show", "extract")
+    montage = _optional("pipeline.qa.montage", "montage", "the show command", "extract")
     params = load_cli_params(args)
-    with needs("mer show", "extract"):
+    with needs("the show command", "extract"):
         from .workflow import layout
 
     lay = layout(params, args.root)
@@ -223,17 +223,17 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    run = _optional("pipeline.training.workflow", "run_pretrain", "mer train", "train")
+    run = _optional("pipeline.training.workflow", "run_pretrain", "the train command", "train")
     return int(run(load_cli_params(args), args.root) or 0)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    run = _optional("pipeline.training.workflow", "run_evaluate", "mer evaluate", "train")
+    run = _optional("pipeline.training.workflow", "run_evaluate", "the evaluate command", "train")
     return int(run(load_cli_params(args), args.root) or 0)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    run = _optional("pipeline.qa.report", "run_report", "mer report", "pipeline")
+    run = _optional("pipeline.qa.report", "run_report", "the report command", "pipeline")
     return int(run(load_cli_params(args), args.root) or 0)
 
 
@@ -327,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     except ModuleNotFoundError as e:  # an optional module imported where no needs() names it
         if not extra_for(e.name or ""):
             return _failed(args, e)
-        print(f"mer: {missing_extra(f'mer {args.command}', e)}", file=sys.stderr)
+        print(f"mer: {missing_extra(f'the {args.command} command', e)}", file=sys.stderr)
         return EXIT_MISSING
     except ConfigError as e:
         print(f"mer: bad parameters: {e}", file=sys.stderr)

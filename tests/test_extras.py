@@ -81,11 +81,13 @@ def test_window_dataset_without_torch_names_the_train_extra():
 @pytest.mark.parametrize(
     ("args", "blocked", "line"),
     [
-        (["train"], {"torch"}, "mer train needs `pip install mer-pipeline[train]`"),
+        (["train"], {"torch"}, "the train command needs `pip install mer-pipeline[train]`"),
         (["extract", "faces"], {"av"}, "faces needs `pip install mer-pipeline[extract]`"),
         (["extract", "mel"], {"joblib"}, "mel needs `pip install mer-pipeline[pipeline]`"),
-        (["show", "faces", "c"], {"cv2"}, "mer show needs `pip install mer-pipeline[extract]`"),
-        (["evaluate"], {"torchvision"}, "mer evaluate needs `pip install mer-pipeline[train]`"),
+        (["show", "faces", "c"], {"cv2"},
+         "the show command needs `pip install mer-pipeline[extract]`"),
+        (["evaluate"], {"torchvision"},
+         "the evaluate command needs `pip install mer-pipeline[train]`"),
         (["export-csd", "x", "y.csd"], {"mmsdk"}, ".csd files needs `pip install "
          "mer-pipeline[extract]`"),
     ],
