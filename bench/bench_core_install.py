@@ -3,7 +3,8 @@
 Builds a venv with only ``pip install <this checkout>`` (numpy, h5py, pyyaml) unless one is
 given, and measures:
 
-- ``pip_install_s``: the time of that install (registry or pip cache; omitted for a given venv);
+- ``pip_install_s``: making the venv and that install (registry or pip cache; omitted for a
+  given venv);
 - ``import_api_s``: ``python -X importtime -c "import pipeline.api"``, cumulative time of
   ``pipeline.api`` (median, min and max of ``--repeat`` runs, each a fresh interpreter), and the
   same for ``import numpy, h5py, yaml`` alone (what reading cannot avoid);
@@ -23,6 +24,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -81,8 +83,14 @@ def main() -> None:
         base = getattr(sys, "_base_executable", sys.executable)
         t0 = time.perf_counter()
         subprocess.run([base, "-m", "venv", str(venv)], check=True)
+        src = Path(tmp.name) / "src"  # a copy: pip's build/ and egg-info stay out of the repo
+        src.mkdir()
+        for name in ("pyproject.toml", "README.md"):
+            shutil.copy2(REPO / name, src / name)
+        shutil.copytree(REPO / "pipeline", src / "pipeline",
+                        ignore=shutil.ignore_patterns("__pycache__"))
         subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                        str(REPO)], check=True, capture_output=True)
+                        str(src)], check=True, capture_output=True)
         result["pip_install_s"] = round(time.perf_counter() - t0, 1)
     python = venv / "bin" / "python"
     freeze = subprocess.run([str(python), "-m", "pip", "freeze"], capture_output=True,

@@ -81,6 +81,19 @@ def _format_snippet() -> str:
     return match.group(1)
 
 
+def _source_copy(tmp_path: Path) -> Path:
+    """The files a pip install of the package reads, copied (pip builds in the source tree:
+    its build/ and egg-info stay out of the checkout, and no stale build/ file is packed)."""
+    src = tmp_path / "mer-pipeline-src"
+    shutil.rmtree(src, ignore_errors=True)
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, src / name)
+    shutil.copytree(REPO / "pipeline", src / "pipeline",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return src
+
+
 def _core_venv(tmp_path: Path) -> Path:
     """A venv holding only the core install of this checkout."""
     keep = os.environ.get("MER_CORE_VENV")
@@ -90,14 +103,15 @@ def _core_venv(tmp_path: Path) -> Path:
     if stamp.exists() and stamp.read_text() == key:
         # a kept venv: refresh the package itself (not its dependencies) from this checkout
         pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-deps",
-               "--force-reinstall", str(REPO)]
+               "--force-reinstall", str(_source_copy(tmp_path))]
         subprocess.run(pip, check=True, capture_output=True, timeout=600)
         return venv
     shutil.rmtree(venv, ignore_errors=True)
     base = getattr(sys, "_base_executable", sys.executable)
     subprocess.run([base, "-m", "venv", str(venv)], check=True, timeout=300)
     proc = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", str(REPO)],
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
+         str(_source_copy(tmp_path))],
         capture_output=True, text=True, timeout=900,
     )
     if proc.returncode != 0:
