@@ -7,7 +7,8 @@ given, and measures:
   given venv);
 - ``import_api_s``: ``python -X importtime -c "import pipeline.api"``, cumulative time of
   ``pipeline.api`` (median, min and max of ``--repeat`` runs, each a fresh interpreter), and the
-  same for ``import numpy, h5py, yaml`` alone (what reading cannot avoid);
+  same for ``import numpy, h5py`` alone (what reading cannot avoid), run after each;
+- ``process_cpu_s``: CPU time of those interpreters (start-up included);
 - ``torch_imported``: whether importing the API loaded torch;
 - ``venv_bytes``: disk use of the core venv and, with ``--full``, of a full one (``make
   setup``'s, every extra).
@@ -24,6 +25,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -45,12 +47,16 @@ def _du(path: Path) -> int:
     return total
 
 
-def _import_us(python: Path, stmt: str, modules: set[str]) -> int:
+def _import_us(python: Path, stmt: str, modules: set[str]) -> tuple[int, float]:
     """Cumulative microseconds of the top-level imports ``modules`` in ``python -X importtime
-    -c stmt`` (summed)."""
+    -c stmt`` (summed), and the CPU seconds of that whole process (start-up included), which
+    a loaded machine disturbs less than wall time."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run([str(python), "-X", "importtime", "-c", stmt], capture_output=True,
                           text=True, env=env, cwd=tempfile.gettempdir(), check=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     found = {}
     for line in proc.stderr.splitlines():
         m = re.match(r"import time:\s+\d+ \|\s+(\d+) \| (\s*)(\S+)$", line)
@@ -58,7 +64,7 @@ def _import_us(python: Path, stmt: str, modules: set[str]) -> int:
             found[m.group(3)] = int(m.group(1))
     if set(found) != modules:
         raise RuntimeError(f"no import time for {modules - set(found)}:\n{proc.stderr[-2000:]}")
-    return sum(found.values())
+    return sum(found.values()), cpu
 
 
 def _stats(values: list[int]) -> dict[str, float]:
@@ -96,12 +102,18 @@ def main() -> None:
     freeze = subprocess.run([str(python), "-m", "pip", "freeze"], capture_output=True,
                             text=True, check=True).stdout.splitlines()
     result["core_packages"] = freeze
-    api = [_import_us(python, "import pipeline.api", {"pipeline.api"})
-           for _ in range(args.repeat)]
-    base_us = [_import_us(python, "import numpy, h5py, yaml", {"numpy", "h5py", "yaml"})
-               for _ in range(args.repeat)]
+    api, base, api_cpu, base_cpu = [], [], [], []
+    for _ in range(args.repeat):  # interleaved: both see the same load on a shared machine
+        us, cpu = _import_us(python, "import pipeline.api", {"pipeline.api"})
+        api.append(us)
+        api_cpu.append(cpu)
+        us, cpu = _import_us(python, "import numpy, h5py", {"numpy", "h5py"})
+        base.append(us)
+        base_cpu.append(cpu)
     result["import_api_s"] = _stats(api)
-    result["import_h5py_numpy_s"] = _stats(base_us)
+    result["import_numpy_h5py_s"] = _stats(base)
+    result["process_cpu_s"] = {"import_api": _stats([int(c * 1e6) for c in api_cpu]),
+                               "import_numpy_h5py": _stats([int(c * 1e6) for c in base_cpu])}
     check = subprocess.run([str(python), "-c", "import sys, pipeline.api; "
                             "print('torch' in sys.modules)"], capture_output=True, text=True,
                            check=True, cwd=tempfile.gettempdir())

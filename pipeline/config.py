@@ -15,8 +15,6 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
-import yaml
-
 
 class ConfigError(ValueError):
     """A parameter is unknown, missing or has a value that is not allowed."""
@@ -226,6 +224,8 @@ def to_dict(obj: Any) -> dict[str, Any]:
 
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate ``params.yaml``."""
+    import yaml  # here, not at the top: pipeline.api imports this module and reads no YAML
+
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"parameter file not found: {path}")
