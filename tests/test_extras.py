@@ -133,3 +133,27 @@ def test_needs_names_the_extra_and_keeps_unrelated_errors():
     with pytest.raises(ModuleNotFoundError, match="pipeline_nonexistent") as info:
         optional_import("pipeline_nonexistent", "x")
     assert not isinstance(info.value, MissingExtraError)
+
+
+def test_report_says_when_face_montages_cannot_be_drawn(tmp_path):
+    """Without OpenCV the QA page says why it has no face montages (never a silent gap)."""
+    faces = tmp_path / "data" / "features" / "c" / "faces"
+    with ShardWriter(faces, "faces", {}, {}, "crops", compression="gzip") as w:
+        w.add("c1", ClipFeatures({"crops": np.zeros((3, 4, 4, 3), np.uint8)},
+                                 np.arange(3.0) / 30, np.array([True, False, True])),
+              source_sha256="c1")
+    res = _run(
+        f"""
+        from pathlib import Path
+        from pipeline.paths import Layout
+        from pipeline.qa.report import Report, _section_faces
+        rep = Report(Path({str(tmp_path / "qa")!r}), "t")
+        _section_faces(rep, Layout("c", root=Path({str(tmp_path)!r})))
+        print(rep.write().read_text())
+        """,
+        blocked={"cv2"},
+    )
+    assert res.returncode == 0, res.stderr
+    assert "No face montages: face montages needs `pip install mer-pipeline[extract]` (no " \
+        "module named &#x27;cv2&#x27;)." in res.stdout
+    assert "Face detection rate per clip" in res.stdout
