@@ -3,8 +3,9 @@
 Exit codes: 0 success; 1 some clips failed and ``--strict`` (or ``runner.strict``) was set,
 or ``verify`` found a problem; 2 bad arguments or parameters; 3 missing input, or a missing
 optional dependency (one line names the extra to install: ``inspect`` and ``verify`` need
-none, ``train``/``evaluate`` need ``[train]``, the stages ``[extract]`` and ``[pipeline]``,
-see :mod:`pipeline.extras`); 4 the run
+none, ``train``/``evaluate`` need ``[train]`` and, to read params.yaml's extractor sections,
+``[extract]``; the stages ``[extract]`` and ``[pipeline]``; see :mod:`pipeline.extras`); 4
+the run
 itself failed (unreadable shards, a lost cluster, ...): one line says why, ``-v`` shows the
 traceback.
 """
@@ -222,19 +223,29 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _run_with_params(args: argparse.Namespace, module: str, attr: str, what: str,
+                     extra: str) -> int:
+    """``module.attr(params, root)``. Reading params.yaml imports the modules that own its
+    sections (the extractors too), so a missing extra can show up there as well."""
+    with needs(what, extra):
+        run = _optional(module, attr, what, extra)
+        params = load_cli_params(args)
+    return int(run(params, args.root) or 0)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    run = _optional("pipeline.training.workflow", "run_pretrain", "the train command", "train")
-    return int(run(load_cli_params(args), args.root) or 0)
+    return _run_with_params(args, "pipeline.training.workflow", "run_pretrain",
+                            "the train command", "train")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    run = _optional("pipeline.training.workflow", "run_evaluate", "the evaluate command", "train")
-    return int(run(load_cli_params(args), args.root) or 0)
+    return _run_with_params(args, "pipeline.training.workflow", "run_evaluate",
+                            "the evaluate command", "train")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    run = _optional("pipeline.qa.report", "run_report", "the report command", "pipeline")
-    return int(run(load_cli_params(args), args.root) or 0)
+    return _run_with_params(args, "pipeline.qa.report", "run_report", "the report command",
+                            "pipeline")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,7 +2,9 @@
 the extra that installs it (one line, no traceback).
 
 Absence is made real in a child process: an import hook there refuses the named top-level
-modules exactly as an interpreter without them would (ModuleNotFoundError with the name).
+modules as an interpreter without them would (ModuleNotFoundError with the name). The test
+of the core install (test_core_install.py) checks the same with nothing hidden: a venv
+without the extras.
 """
 
 from __future__ import annotations
@@ -22,13 +24,21 @@ from pipeline.store import ClipFeatures, ShardWriter
 REPO = Path(__file__).resolve().parents[1]
 
 HIDE = """
-import sys
+import importlib.abc, importlib.machinery, sys
 
-class _Absent:
+class _Absent(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    # importing a blocked module fails as it does where it is not installed; a library that
+    # only probes for it (importlib.util.find_spec) is left alone
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in {blocked!r}:
-            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+            return importlib.machinery.ModuleSpec(name, self)
         return None
+
+    def create_module(self, spec):
+        raise ModuleNotFoundError(f"No module named {{spec.name!r}}", name=spec.name)
+
+    def exec_module(self, module):
+        pass
 
 sys.meta_path.insert(0, _Absent())
 """
@@ -157,3 +167,14 @@ def test_report_says_when_face_montages_cannot_be_drawn(tmp_path):
     assert "No face montages: face montages needs `pip install mer-pipeline[extract]` (no " \
         "module named &#x27;cv2&#x27;)." in res.stdout
     assert "Face detection rate per clip" in res.stdout
+
+
+def test_train_without_the_extraction_stack_names_it():
+    """params.yaml's extractor sections are validated by the extractors' modules: the trainer
+    needs them importable, and says so."""
+    blocked = {"av", "librosa", "cv2", "dlib", "face_alignment", "facenet_pytorch", "gensim",
+               "mmsdk", "joblib", "dask", "distributed", "dvc", "matplotlib"}
+    res = _mer(["train"], blocked)
+    assert res.returncode == 3 and "Traceback" not in res.stderr, res.stderr
+    assert res.stderr.strip() == ("mer: the train command needs `pip install "
+                                  "mer-pipeline[extract]` (no module named 'av')")
