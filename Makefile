@@ -6,9 +6,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup repro test lint bench clean-cache
 
-$(STAMP): pyproject.toml
+# Everything (all extras), at the exact versions of constraints.txt; pyproject.toml has ranges.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[all,dev]"
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -1,7 +1,11 @@
 """The ``mer`` command: every stage outside DVC, plus tools to look at what was written.
 
 Exit codes: 0 success; 1 some clips failed and ``--strict`` (or ``runner.strict``) was set,
-or ``verify`` found a problem; 2 bad arguments or parameters; 3 missing input; 4 the run
+or ``verify`` found a problem; 2 bad arguments or parameters; 3 missing input, or a missing
+optional dependency (one line names the extra to install: ``inspect`` and ``verify`` need
+none, ``train``/``evaluate`` need ``[train]`` and, to read params.yaml's extractor sections,
+``[extract]``; the stages ``[extract]`` and ``[pipeline]``; see :mod:`pipeline.extras`); 4
+the run
 itself failed (unreadable shards, a lost cluster, ...): one line says why, ``-v`` shows the
 traceback.
 """
@@ -18,7 +22,8 @@ from typing import Any
 
 import yaml
 
-from .config import ConfigError, Params, params_from_dict
+from .config import ConfigError, Params, core_params_from_dict, params_from_dict
+from .extras import MissingExtraError, extra_for, missing_extra, needs
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MISSING, EXIT_ERROR = 0, 1, 2, 3, 4
 
@@ -36,7 +41,9 @@ def _set_override(raw: dict[str, Any], assignment: str) -> None:
     node[parts[-1]] = yaml.safe_load(value) if value != "" else ""
 
 
-def load_cli_params(args: argparse.Namespace) -> Params:
+def load_cli_params(args: argparse.Namespace, core_only: bool = False) -> Params:
+    """The parameters with the command line's overrides; ``core_only``: only the core sections
+    (no extractor or trainer module is imported)."""
     path = Path(args.params)
     raw: dict[str, Any] = {}
     if path.exists():
@@ -51,7 +58,7 @@ def load_cli_params(args: argparse.Namespace) -> Params:
         raw.setdefault("corpus", {})["adapter"] = args.adapter
     if getattr(args, "name", None):
         raw.setdefault("corpus", {})["name"] = args.name
-    params = params_from_dict(raw)
+    params = core_params_from_dict(raw) if core_only else params_from_dict(raw)
     if getattr(args, "jobs", None):
         params = dataclasses.replace(
             params, runner=dataclasses.replace(params.runner, n_jobs=args.jobs)
@@ -71,7 +78,8 @@ def _emit(args: argparse.Namespace, obj: Any, text: str) -> None:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from .workflow import layout, run_ingest
+    with needs("the ingest command", "extract"):
+        from .workflow import layout, run_ingest
 
     params = load_cli_params(args)
     code = run_ingest(params, args.root)
@@ -81,7 +89,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_folds(args: argparse.Namespace) -> int:
-    from .workflow import layout, run_folds
+    with needs("the folds command", "extract"):
+        from .workflow import layout, run_folds
 
     params = load_cli_params(args)
     code = run_folds(params, args.root)
@@ -92,7 +101,9 @@ def cmd_folds(args: argparse.Namespace) -> int:
 
 def cmd_extract(args: argparse.Namespace) -> int:
     from .manifest import read_failures
-    from .workflow import feature_records, layout, run_feature, run_ingest
+
+    with needs(", ".join(args.features), "extract"):
+        from .workflow import feature_records, layout, run_feature, run_ingest
 
     params = load_cli_params(args)
     lay = layout(params, args.root)
@@ -148,8 +159,8 @@ def _subdirs(path: Path) -> list[Path]:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from .paths import Layout
     from .verify import verify_features
-    from .workflow import layout
 
     if args.tolerance < 0:
         raise ValueError(f"--tolerance must be >= 0 seconds, got {args.tolerance}")
@@ -158,7 +169,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.paths:
         dirs = _feature_dirs(args.paths)
     else:  # the corpus of the parameters (--name): all its features, against its manifest
-        lay = layout(load_cli_params(args), args.root)
+        lay = Layout(load_cli_params(args, core_only=True).corpus.name, root=Path(args.root))
         base = lay.features_dir("mel").parent  # data/features/<corpus>
         dirs = _subdirs(base)
         ran = sorted(p.stem for p in (lay.manifest_dir / "failures").glob("*.csv")
@@ -182,7 +193,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_export_csd(args: argparse.Namespace) -> int:
-    from .interop.csd import export_csd
+    with needs("the export-csd command", "extract"):
+        from .interop.csd import export_csd
 
     out = export_csd(args.path, args.out, array=args.array or "", dataset=args.dataset or "")
     _emit(args, {"csd": str(out)}, f"wrote {out}")
@@ -190,26 +202,27 @@ def cmd_export_csd(args: argparse.Namespace) -> int:
 
 
 def cmd_import_csd(args: argparse.Namespace) -> int:
-    from .interop.csd import import_csd
+    with needs("the import-csd command", "extract"):
+        from .interop.csd import import_csd
 
     out = import_csd(args.csd, args.out, feature=args.feature or "")
     _emit(args, {"features": str(out)}, f"wrote {out}")
     return EXIT_OK
 
 
-def _optional(module: str, attr: str, what: str):
+def _optional(module: str, attr: str, what: str, extra: str):
+    """``module.attr``; a missing optional dependency names ``extra``."""
     import importlib
 
-    try:
+    with needs(what, extra):
         return getattr(importlib.import_module(module), attr)
-    except (ModuleNotFoundError, AttributeError) as e:
-        raise SystemExit(f"mer: {what} is not available in this installation ({e})") from e
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    montage = _optional("pipeline.qa.montage", "montage", "mer show")
+    montage = _optional("pipeline.qa.montage", "montage", "the show command", "extract")
     params = load_cli_params(args)
-    from .workflow import layout
+    with needs("the show command", "extract"):
+        from .workflow import layout
 
     lay = layout(params, args.root)
     from .ids import check_name
@@ -223,19 +236,29 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _run_with_params(args: argparse.Namespace, module: str, attr: str, what: str,
+                     extra: str) -> int:
+    """``module.attr(params, root)``. Reading params.yaml imports the modules that own its
+    sections (the extractors too), so a missing extra can show up there as well."""
+    with needs(what, extra):
+        run = _optional(module, attr, what, extra)
+        params = load_cli_params(args)
+    return int(run(params, args.root) or 0)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    run = _optional("pipeline.training.workflow", "run_pretrain", "mer train")
-    return int(run(load_cli_params(args), args.root) or 0)
+    return _run_with_params(args, "pipeline.training.workflow", "run_pretrain",
+                            "the train command", "train")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    run = _optional("pipeline.training.workflow", "run_evaluate", "mer evaluate")
-    return int(run(load_cli_params(args), args.root) or 0)
+    return _run_with_params(args, "pipeline.training.workflow", "run_evaluate",
+                            "the evaluate command", "train")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    run = _optional("pipeline.qa.report", "run_report", "mer report")
-    return int(run(load_cli_params(args), args.root) or 0)
+    return _run_with_params(args, "pipeline.qa.report", "run_report", "the report command",
+                            "pipeline")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -253,7 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ap = argparse.ArgumentParser(
         prog="mer", description="Multimodal emotion recognition feature pipeline.",
-        epilog="Exit codes: 0 ok, 1 failures (strict) or verify problems, 2 usage, 3 missing.",
+        epilog="Exit codes: 0 ok, 1 failures (strict) or verify problems, 2 usage, 3 missing "
+        "input or missing extra (pip install mer-pipeline[extract|train|pipeline]).",
     )
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("ingest", parents=[common], help="corpus -> manifests/<corpus>/clips.csv")
@@ -321,6 +345,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
+    except MissingExtraError as e:
+        print(f"mer: {e}", file=sys.stderr)
+        return EXIT_MISSING
+    except ModuleNotFoundError as e:  # an optional module imported where no needs() names it
+        if not extra_for(e.name or ""):
+            return _failed(args, e)
+        print(f"mer: {missing_extra(f'the {args.command} command', e)}", file=sys.stderr)
+        return EXIT_MISSING
     except ConfigError as e:
         print(f"mer: bad parameters: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -331,10 +363,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mer: {e}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as e:  # noqa: BLE001 - one clear line instead of a traceback
-        if args.verbose:
-            raise
-        print(f"mer: failed: {type(e).__name__}: {e} (-v shows the traceback)", file=sys.stderr)
-        return EXIT_ERROR
+        return _failed(args, e)
+
+
+def _failed(args: argparse.Namespace, e: Exception) -> int:
+    if args.verbose:
+        raise e
+    print(f"mer: failed: {type(e).__name__}: {e} (-v shows the traceback)", file=sys.stderr)
+    return EXIT_ERROR
 
 
 if __name__ == "__main__":

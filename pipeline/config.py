@@ -15,8 +15,6 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
-import yaml
-
 
 class ConfigError(ValueError):
     """A parameter is unknown, missing or has a value that is not allowed."""
@@ -235,11 +233,23 @@ def to_dict(obj: Any) -> dict[str, Any]:
 
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate ``params.yaml``."""
+    import yaml  # here, not at the top: pipeline.api imports this module and reads no YAML
+
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"parameter file not found: {path}")
     raw = yaml.safe_load(path.read_text()) or {}
     return params_from_dict(raw)
+
+
+def core_params_from_dict(raw: dict[str, Any]) -> Params:
+    """The core sections only (corpus, ingest, folds, runner), validated; the extractors' and
+    trainer's sections are left out unread. For commands that run with the core install
+    (``mer verify``), where the modules that own those sections may not import."""
+    if not isinstance(raw, dict):
+        raise ConfigError("params.yaml must hold a mapping of sections")
+    core = {f.name for f in fields(Params)} - {"extra"}
+    return build(Params, {k: v for k, v in raw.items() if k in core})
 
 
 def params_from_dict(raw: dict[str, Any]) -> Params:

@@ -22,9 +22,11 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
 
-from joblib import Parallel, delayed, parallel_config
-
 from .config import RunnerConfig
+from .extras import needs
+
+with needs("running a stage", "pipeline"):
+    from joblib import Parallel, delayed, parallel_config
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +74,8 @@ def death_reason(err: BaseException) -> str:
 def backend(cfg: RunnerConfig) -> Iterator[dict[str, Any]]:
     """joblib keyword arguments for ``cfg``'s backend (a Dask client open while in use)."""
     if cfg.backend == "dask":
-        from distributed import Client, LocalCluster
+        with needs("runner.backend dask", "pipeline"):
+            from distributed import Client, LocalCluster
 
         if cfg.scheduler:
             client = Client(cfg.scheduler)

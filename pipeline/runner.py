@@ -34,12 +34,11 @@ from pathlib import Path
 from typing import Any
 
 import h5py
-from threadpoolctl import threadpool_limits
-from tqdm import tqdm
 
 from .config import RunnerConfig
 from .devices import place_worker, worker_config
 from .execution import run_batches, watch_parent
+from .extras import needs
 from .features import ClipSource, Extractor, make_extractor
 from .features.base import restrict_source, source_key_inputs
 from .hashing import MediaHashMemo, file_sha256, params_hash
@@ -49,6 +48,10 @@ from .store import SCHEMA_VERSION, ClipSink, ShardWriter
 from .store.integrity import clip_group_problems
 from .store.reader import ShardError
 from .store.writer import fsync_file
+
+with needs("running a stage", "pipeline"):
+    from threadpoolctl import threadpool_limits
+    from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .extras import needs
 from .hashing import file_sha256
 
 
@@ -40,7 +41,8 @@ def resolve_weights(path: str | Path, sha256: str = "", *, what: str, how_to_get
 
 def load_state_dict(path: Path) -> dict[str, Any]:
     """A plain tensor state dict; refuses pickled objects (``weights_only=True``)."""
-    import torch
+    with needs("loading model weights", "train"):
+        import torch
 
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)

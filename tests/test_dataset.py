@@ -163,3 +163,30 @@ def test_standardizer_uses_valid_rows_only(shards):
     assert stats["mel"][0] == pytest.approx(rows.mean(), rel=1e-5)
     assert stats["mel"][1] == pytest.approx(rows.std(), rel=1e-4)
     assert "words" not in stats  # words are not standardised (standardize: false)
+
+
+def test_numpy_windows_are_the_trainers_windows(shards):
+    """pipeline.api.iter_windows (numpy, no torch) cuts exactly what WindowDataset cuts."""
+    from pipeline import api
+
+    kw = dict(window_seconds=1.0, views=2, random_windows=True, seed=5)
+    ds = _dataset(shards, **kw)
+    ds.set_epoch(2)
+    items = list(api.iter_windows(shards, {m: {"array": c.array, "steps": c.steps,
+                                               "mode": c.mode} for m, c in INPUTS.items()},
+                                  list(DURATIONS), epoch=2,
+                                  durations=list(DURATIONS.values()), **kw))
+    assert [it["clip_id"] for it in items] == list(DURATIONS)
+    for i, item in enumerate(items):
+        ref = ds[i]
+        assert item["target"] is None and len(item["views"]) == 2
+        for view, ref_view in zip(item["views"], ref["views"], strict=True):
+            for m in INPUTS:
+                assert isinstance(view[m]["x"], np.ndarray)
+                assert np.array_equal(view[m]["x"], ref_view[m]["x"].numpy())
+                assert np.array_equal(view[m]["mask"], ref_view[m]["mask"].numpy())
+    # another epoch draws other windows; the two views of a clip differ
+    other = next(api.iter_windows(shards, {"mel": INPUTS["mel"]}, ["long"], epoch=3,
+                                  durations=[2.0], **kw))
+    assert not np.array_equal(other["views"][0]["mel"]["x"], items[0]["views"][0]["mel"]["x"])
+    assert not np.array_equal(items[0]["views"][0]["mel"]["x"], items[0]["views"][1]["mel"]["x"])

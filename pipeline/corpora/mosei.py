@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..extras import needs
 from ..text.alignment import WORD_TIMES_KEY, dump_word_times
 from .base import Clip, CorpusAdapter, safe_clip_id
 
@@ -56,7 +57,8 @@ WHERE = (
 
 def standard_folds() -> dict[str, str]:
     """Video id -> ``train`` | ``valid`` | ``test``, from the SDK's standard fold lists."""
-    from mmsdk.mmdatasdk.dataset.standard_datasets.CMU_MOSEI import cmu_mosei_std_folds as f
+    with needs("the CMU-MOSEI adapter", "extract"):
+        from mmsdk.mmdatasdk.dataset.standard_datasets.CMU_MOSEI import cmu_mosei_std_folds as f
 
     out: dict[str, str] = {}
     for name, ids in (
@@ -71,7 +73,8 @@ def standard_folds() -> dict[str, str]:
 
 def read_sequence(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """A computational sequence through mmsdk: video id -> (intervals (N,2), features (N,D))."""
-    from mmsdk.mmdatasdk import computational_sequence
+    with needs("the CMU-MOSEI adapter", "extract"):
+        from mmsdk.mmdatasdk import computational_sequence
 
     with contextlib.redirect_stdout(io.StringIO()):
         seq = computational_sequence(str(path))

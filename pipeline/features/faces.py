@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from ..config import ConfigError
+from ..extras import needs
 from ..media.video import VideoDecodeError, iter_decoded
 from ..store import ClipSink
 from . import register
@@ -110,7 +111,8 @@ def resolve_device(device: str, stage: str = "faces") -> str:
 @contextlib.contextmanager
 def torch_threads(n: int) -> Iterator[None]:
     """Run the block with ``n`` torch CPU threads (0: unchanged), then restore the setting."""
-    import torch
+    with needs("faces", "extract"):
+        import torch
 
     before = torch.get_num_threads()
     if n > 0 and n != before:

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..config import ConfigError
+from ..extras import needs
 from ..store import ClipFeatures
 from . import register
 from .audio import Preemphasis, clip_audio_blocks
@@ -79,7 +80,8 @@ class MelConfig:
 
 @functools.lru_cache(maxsize=8)
 def _mel_basis(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
-    import librosa
+    with needs("mel", "extract"):
+        import librosa
 
     return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)
 
@@ -87,7 +89,8 @@ def _mel_basis(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
 def mel_spectrum(stretch: np.ndarray, s: MelSettings, hop: int) -> np.ndarray:
     """(n_mels, k) mel spectrum (magnitude for ``dctts``, power otherwise) of the k frames of
     ``stretch``, a run of samples as :class:`~pipeline.features.framing.FrameStream` gives."""
-    import librosa
+    with needs("mel", "extract"):
+        import librosa
 
     spec = np.abs(
         librosa.stft(stretch, n_fft=s.n_fft, hop_length=hop, win_length=s.win_length,
@@ -99,7 +102,8 @@ def mel_spectrum(stretch: np.ndarray, s: MelSettings, hop: int) -> np.ndarray:
 
 def scale_mel(mel: np.ndarray, s: MelSettings) -> np.ndarray:
     """(T, n_mels) float32 features from the (n_mels, T) spectrum of the whole clip."""
-    import librosa
+    with needs("mel", "extract"):
+        import librosa
 
     if s.scaling == "dctts":
         db = 20.0 * np.log10(np.maximum(1e-5, mel))

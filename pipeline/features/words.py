@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..config import ConfigError
+from ..extras import needs
 from ..store import ClipFeatures
 from ..text.alignment import WORD_TIMES_KEY, parse_word_times
 from ..text.tokenize import SILENCE_TOKENS, TokenizerSettings, tokenize, tokenize_timed
@@ -242,7 +243,8 @@ def _open_csd(path: Path):
             f"CMU-MOSEI GloVe vectors not found: {path}; put "
             f"CMU_MOSEI_TimestampedGloveVectors.csd there or set words.vectors.path"
         )
-    from mmsdk.mmdatasdk import computational_sequence
+    with needs("words (CMU-MOSEI vectors)", "extract"):
+        from mmsdk.mmdatasdk import computational_sequence
 
     with contextlib.redirect_stdout(io.StringIO()):
         seq = computational_sequence(str(path))

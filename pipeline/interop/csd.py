@@ -22,6 +22,7 @@ import h5py
 import numpy as np
 
 from ..corpora import safe_clip_id
+from ..extras import needs
 from ..hashing import file_sha256
 from ..ids import check_name
 from ..store import ClipFeatures, FeatureReader, ShardWriter
@@ -54,7 +55,8 @@ def export_csd(
     only_valid: bool = True,
 ) -> Path:
     """Write ``feature_dir``'s ``array`` (default: its primary array) as a ``.csd`` file."""
-    from mmsdk.mmdatasdk import computational_sequence
+    with needs(".csd files", "extract"):
+        from mmsdk.mmdatasdk import computational_sequence
 
     out_path = Path(out_path)
     data: dict[str, dict[str, np.ndarray]] = {}

@@ -15,6 +15,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from ..extras import needs
+
 _WARMUP = 0.2  # seconds decoded before a cut's start
 
 
@@ -133,7 +135,8 @@ class _Output:
     def _resample(self, block: np.ndarray, last: bool) -> np.ndarray:
         if self.native == self.rate:
             return block[0] if self.mono else block
-        import soxr
+        with needs("audio resampling", "extract"):
+            import soxr
 
         if self.stream is None:
             self.channels = block.shape[0]

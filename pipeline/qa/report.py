@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..config import Params
+from ..extras import MissingExtraError, needs
 from ..manifest import read_manifest
 from ..paths import Layout
 from ..store import FeatureReader, ShardError
@@ -43,7 +44,8 @@ h2{border-bottom:2px solid #ddd;padding-bottom:3px}.note{color:#666;font-size:13
 
 
 def _plt():
-    import matplotlib
+    with needs("the QA report", "pipeline"):
+        import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -218,8 +220,11 @@ def _section_faces(rep: Report, lay: Layout) -> None:
         f"lowest {min(rates.values()):.3f} ({min(rates, key=rates.get)})",
     )
     try:
-        from .montage import montage
-    except ImportError:
+        with needs("face montages", "extract"):
+            from .montage import montage
+    except MissingExtraError as e:  # said on the page and in the log, not left out silently
+        log.warning("report: %s", e)
+        rep.p(f"No face montages: {e}.")
         return
     marks = lay.features_dir("landmarks")
     for cid in _pick(list(rates), 2, seed=1):

@@ -36,6 +36,7 @@ from typing import Literal
 import numpy as np
 
 from ..config import ConfigError
+from ..extras import needs
 from ..hashing import file_sha256_memo
 
 log = logging.getLogger(__name__)
@@ -132,7 +133,8 @@ def _missing(path: Path, fmt: str) -> VectorsMissingError:
 
 
 def _load(cfg: VectorsConfig, path: Path):
-    from gensim.models import KeyedVectors
+    with needs("words (word vectors)", "extract"):
+        from gensim.models import KeyedVectors
 
     fmt = cfg.format
     limit = cfg.limit or None
@@ -141,7 +143,8 @@ def _load(cfg: VectorsConfig, path: Path):
         for p in (matrix, vocab):
             if not p.is_file():
                 raise _missing(p, fmt)
-        import pyarrow.parquet as pq
+        with needs("words (word vectors)", "extract"):
+            import pyarrow.parquet as pq
 
         table = pq.read_table(vocab)
         return from_arrays(np.load(matrix, mmap_mode="r"), table.column(0).to_pylist())
@@ -202,7 +205,8 @@ def _check_glove_text(path: Path, lines: int = 200) -> None:
 
 def from_arrays(matrix: np.ndarray, words: list[str]):
     """``KeyedVectors`` over ``matrix`` (kept as given: a memory map stays one) and ``words``."""
-    from gensim.models import KeyedVectors
+    with needs("words (word vectors)", "extract"):
+        from gensim.models import KeyedVectors
 
     if matrix.ndim != 2 or len(words) != matrix.shape[0]:
         raise VectorsError(

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,7 +18,10 @@ from ..store import FeatureReader
 from ..store.format import INDEX_NAME
 from ..store.reader import ShardError
 from .config import InputsConfig, TrainConfig
-from .dataset import DataError, WindowDataset
+from .windowset import DataError
+
+if TYPE_CHECKING:  # torch: imported when a dataset is built, not to read folds
+    from .dataset import WindowDataset
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +157,8 @@ class CorpusData:
         entries = [self.entries[c] for c in ids]
         targets = np.stack([self.labels.encode(e) for e in entries]) if ids else np.zeros(0)
         durations = [e.duration if e.duration > 0 else max(e.end - e.start, 0.0) for e in entries]
+        from .dataset import WindowDataset
+
         return WindowDataset(
             {m: self.feature_dir(m) for m in modalities},
             {m: self.cfg.input(m) for m in modalities},

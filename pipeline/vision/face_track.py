@@ -29,6 +29,7 @@ from time import perf_counter
 import av
 import numpy as np
 
+from ..extras import needs
 from ..media.video import to_rgb, upright_size
 from .boxes import crop_box, cut, iou
 from .mtcnn import FaceBatch, FaceDetector
@@ -171,7 +172,8 @@ class FaceTracker:
         return res
 
     def _small_from(self, item: _Item) -> np.ndarray:
-        import cv2
+        with needs("faces", "extract"):
+            import cv2
 
         if self.detect_size == self.frame_size:
             return item.rgb

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..extras import needs
 from ..hashing import file_sha256_memo
 from ..weights import WeightsError, load_state_dict, resolve_weights
 
@@ -72,7 +73,8 @@ class DlibLandmarker(Landmarker):
     has_confidence = False
 
     def __init__(self, model_path: str | Path = "") -> None:
-        import dlib
+        with needs("landmarks (dlib)", "extract"):
+            import dlib
 
         self.path = Path(model_path) if model_path else default_dlib_model()
         weights_token("dlib", str(self.path))  # the same error as the stage's when missing
@@ -137,8 +139,9 @@ class FanLandmarker(Landmarker):
         batch_size: int = 8,
         sha256: str = "",
     ) -> None:
-        import torch
-        from face_alignment.models import FAN
+        with needs("landmarks (2D-FAN)", "extract"):
+            import torch
+            from face_alignment.models import FAN
 
         self.path = resolve_fan_weights(weights, sha256)
         try:

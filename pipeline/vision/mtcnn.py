@@ -12,6 +12,7 @@ from typing import Literal
 
 import numpy as np
 
+from ..extras import needs
 from .boxes import cut
 
 Select = Literal["confidence", "largest"]
@@ -78,8 +79,9 @@ class FaceDetector:
         select: Select = "confidence",
         min_prob: float = 0.0,
     ) -> None:
-        import torch
-        from facenet_pytorch import MTCNN
+        with needs("faces (MTCNN)", "extract"):
+            import torch
+            from facenet_pytorch import MTCNN
 
         self.torch = torch
         self.device = torch.device(device)
