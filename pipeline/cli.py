@@ -91,6 +91,7 @@ def cmd_folds(args: argparse.Namespace) -> int:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
+    from .clip_warnings import read_warnings
     from .manifest import read_failures
     from .workflow import layout, run_feature, run_ingest
 
@@ -104,10 +105,13 @@ def cmd_extract(args: argparse.Namespace) -> int:
         code = max(code, run_feature(params, feature, args.root, progress=not args.quiet,
                                      out_dir=out))
         fails = read_failures(lay.failures_csv(feature))
+        warned = read_warnings(lay.warnings_csv(feature))
         where = out or lay.features_dir(feature)
-        _emit(args, {"feature": feature, "out": str(where), "failed": len(fails)},
+        _emit(args, {"feature": feature, "out": str(where), "failed": len(fails),
+                     "warned": len(warned)},
               f"{feature}: wrote {where} ({len(fails)} failed clip(s), see "
-              f"{lay.failures_csv(feature)})")
+              f"{lay.failures_csv(feature)}; {len(warned)} with a warning, see "
+              f"{lay.warnings_csv(feature)})")
     return code
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import h5py
 
+from .clip_warnings import collect_warnings, write_warnings
 from .config import Params
 from .corpora import get_adapter
 from .features import get_extractor_class
@@ -98,9 +99,15 @@ def run_feature(
         progress=progress,
     )
     write_failures(lay.failures_csv(feature), summary.failures)
+    warned = collect_warnings(feature, out_dir or lay.features_dir(feature))
+    write_warnings(lay.warnings_csv(feature), warned)
     metrics = summary.metrics()
+    metrics["warned"] = len(warned)
     metrics.update(extractor_metrics(feature, out_dir or lay.features_dir(feature)))
     dump_json(lay.metrics_json(feature), metrics)
+    if warned:
+        log.warning("%s: %d clip(s) with a warning; see %s", feature, len(warned),
+                    lay.warnings_csv(feature))  # fmt: skip
     if summary.failures:
         log.warning(
             "%s: %d clip(s) failed; see %s",

@@ -4,17 +4,24 @@ face; small faces found down to ``min_face``, and clips with few faces said in a
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO
+import yaml
+from conftest import REPO, make_project
 from visual_helpers import encode_frames, face_gap_clip, people_frames, speech_envelope
 
+from pipeline.clip_warnings import read_warnings
 from pipeline.config import load_params, to_dict
 from pipeline.features import ClipSource, ExtractionError, make_extractor
+from pipeline.manifest import read_failures
 from pipeline.media.audio import decode_audio
+from pipeline.paths import Layout
+from pipeline.qa.report import build_report
 from pipeline.vision.face_track import assign
+from pipeline.workflow import run_feature, run_ingest
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -166,3 +173,38 @@ def test_a_clip_under_min_face_rate_is_a_warning_or_when_strict_a_failure(tmp_pa
     assert "min_face_rate" in feats.attrs["warning"] and "75" in feats.attrs["warning"]
     with pytest.raises(ExtractionError, match="min_face_rate"):
         make_extractor("faces", {**_base(), "strict": True}).extract(_source(clip))
+
+
+def test_stage_writes_warning_rows_the_summary_and_the_qa_page_show(sample_clips, tmp_path):
+    root = make_project(tmp_path, sample_clips[:1], {"runner": {"n_jobs": 1}})
+    actor = tmp_path / "corpus" / "Actor_05"
+    actor.mkdir()
+    face_gap_clip(actor / "01-01-01-01-01-01-05.mp4", seconds=2.0, gap=(1.0, 1.5))
+    params = load_params(root / "params.yaml")
+    assert run_ingest(params, root) == 0
+    assert run_feature(params, "faces", root, progress=False) == 0
+    lay = Layout("sample", root=root)
+    warned = read_warnings(lay.warnings_csv("faces"))
+    assert [w.clip_id for w in warned] == ["01-01-01-01-01-01-05"]
+    assert "min_face_rate" in warned[0].warning and warned[0].stage == "faces"
+    assert read_failures(lay.failures_csv("faces")) == []
+    assert json.loads(lay.metrics_json("faces").read_text())["warned"] == 1
+    # mel never warns: its table is there, with no rows
+    assert run_feature(params, "mel", root, progress=False) == 0
+    assert lay.warnings_csv("mel").exists() and read_warnings(lay.warnings_csv("mel")) == []
+    text = build_report(lay).read_text()
+    section = text[text.index("<h2>Warnings</h2>") :]
+    assert "1 clip(s) in faces" in section and "01-01-01-01-01-01-05" in section
+    assert "the lowest face rate: " in text  # the worst clip's montage
+    # a second run reuses the cached clip and keeps its warning
+    assert run_feature(params, "faces", root, progress=False) == 0
+    assert len(read_warnings(lay.warnings_csv("faces"))) == 1
+    # strict: the same clip is a failure, and the stage says so in its exit code
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    raw["faces"]["strict"] = True
+    (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert run_feature(load_params(root / "params.yaml"), "faces", root, progress=False) == 0
+    fails = read_failures(lay.failures_csv("faces"))
+    assert [f.clip_id for f in fails] == ["01-01-01-01-01-01-05"]
+    assert "min_face_rate" in fails[0].reason
+    assert read_warnings(lay.warnings_csv("faces")) == []
