@@ -279,6 +279,7 @@ class FacesExtractor(StreamingExtractor):
                 tracker.seconds["crop"] += perf_counter() - t0
                 if full:
                     block.flush(sink)
+                del ff, face  # the frame's pixels: free before the next frame is converted
         except VideoDecodeError as e:
             raise ExtractionError(f"{source.clip_id}: {e}") from e
         block.flush(sink)

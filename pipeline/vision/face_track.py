@@ -232,6 +232,16 @@ class FaceTracker:
             yield from self._window(window)
 
     def _item(self, slot: int, index: int, time: float, frame: av.VideoFrame, key: bool) -> _Item:
+        if self.window_frames <= 2:
+            # Frames so large that the budget holds two: no buffer; each frame's RGB is the
+            # converted frame itself (no copy), dropped when the next window starts.
+            if upright_size(frame) != self.frame_size:
+                raise ValueError(f"frame size changed mid-stream at {time:.3f} s")
+            t0 = perf_counter()
+            rgb = to_rgb(frame, copy=False)
+            item = _Item(index, time, rgb, self._small(frame, rgb) if key else None)
+            self.seconds["convert"] += perf_counter() - t0
+            return item
         if not len(self._frames):
             w, h = self.frame_size
             # One window of RGB frames, allocated once and reused (see to_rgb).
