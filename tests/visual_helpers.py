@@ -12,7 +12,12 @@ from pathlib import Path
 import av
 import numpy as np
 
-from pipeline.media.synthetic import encode_video, talking_head_frames
+from pipeline.media.synthetic import (  # noqa: F401 - re-exported for the tests
+    encode_video,
+    people_frames,
+    speech_envelope,
+    talking_head_frames,
+)
 
 
 def no_face_clip(path: Path, n_frames: int = 20, size: int = 160, seed: int = 0) -> Path:
@@ -77,8 +82,11 @@ def encode_frames(
     pix_fmt: str = "yuv420p",
     audio: np.ndarray | None = None,
     sample_rate: int = 48000,
+    audio_delay: float = 0.0,
 ) -> Path:
     """An H.264 (+ mono AAC) MP4 with the awkward parts of real recordings.
+
+    ``audio_delay``: the audio starts this many seconds after the first video frame.
 
     ``times``: each frame's presentation time in seconds, written on a 1/1000 s time base (a
     variable frame rate when the gaps differ); None = a constant ``fps``. ``rotation``: the
@@ -114,19 +122,22 @@ def encode_frames(
             raise ValueError("encode_frames: no frames given")
         out.mux(vs.encode(None))
         if astream is not None:
-            _write_mono(out, astream, audio, sample_rate)
+            _write_mono(out, astream, audio, sample_rate, delay=audio_delay)
     return path
 
 
-def _write_mono(out, stream, audio: np.ndarray, sample_rate: int) -> None:
-    """Encode a mono float waveform into ``stream`` of container ``out`` and flush it."""
+def _write_mono(out, stream, audio: np.ndarray, sample_rate: int, delay: float = 0.0) -> None:
+    """Encode a mono float waveform into ``stream`` of container ``out`` and flush it;
+    ``delay`` > 0 starts it that many seconds late (past the AAC encoder's 1024 samples of
+    priming, which the muxer shifts the stream back by)."""
     wav = np.asarray(audio, np.float32).reshape(1, -1)
+    shift = int(round(delay * sample_rate)) + 1024 if delay > 0 else 0
     for i in range(0, wav.shape[1], 1024):
         af = av.AudioFrame.from_ndarray(
             np.ascontiguousarray(wav[:, i : i + 1024]), format="flt", layout="mono"
         )
         af.sample_rate = sample_rate
-        af.pts = i
+        af.pts = i + shift
         out.mux(stream.encode(af))
     out.mux(stream.encode(None))
 
@@ -176,64 +187,3 @@ def two_faces_frames(
                 borderMode=cv2.BORDER_TRANSPARENT,
             )  # fmt: skip
         yield img
-
-
-# The 200 x 200 patch of the astronaut photograph around her face, and where MTCNN puts her
-# mouth in it (centre between the mouth corners; their distance is about 43 px).
-FACE_PATCH = (slice(17, 217), slice(124, 324))
-MOUTH_IN_PATCH = (101.0, 126.0)
-
-
-def people_frames(
-    n_frames: int,
-    width: int = 400,
-    height: int = 200,
-    sides: tuple[int, int] = (170, 170),
-    blur: tuple[Sequence[float] | None, Sequence[float] | None] = (None, None),
-    mouth: tuple[Sequence[float] | None, Sequence[float] | None] = (None, None),
-    fps: float = 30.0,
-) -> Iterator[np.ndarray]:
-    """Two people (the astronaut's face twice), one in each half of the frame, swaying a
-    little. Per face: ``sides`` the patch size in pixels (the face box is about 0.45 of it;
-    0 = no face), ``blur`` a Gaussian sigma per frame (lowers MTCNN's confidence), ``mouth`` an
-    opening in [0, 1] per frame drawn as a dark mouth (0 = closed: the photo's own mouth)."""
-    import cv2
-    from skimage import data
-
-    patch = np.ascontiguousarray(data.astronaut()[FACE_PATCH])
-    for i in range(n_frames):
-        t = i / fps
-        img = np.full((height, width, 3), (96, 96, 112), np.uint8)
-        for k, (cx, phase) in enumerate(((0.25 * width, 0.0), (0.75 * width, 1.3))):
-            if sides[k] <= 0:
-                continue
-            src = patch
-            if mouth[k] is not None and mouth[k][i] > 0.02:
-                src = src.copy()
-                mx, my = MOUTH_IN_PATCH
-                axes = (16, max(1, int(round(11 * mouth[k][i]))))
-                cv2.ellipse(src, (int(mx), int(my)), axes, 0, 0, 360, (45, 20, 25), -1)
-            if blur[k] is not None and blur[k][i] > 0:
-                src = cv2.GaussianBlur(src, (0, 0), blur[k][i])
-            m = cv2.getRotationMatrix2D(
-                (100.0, 100.0), 3.0 * math.sin(2 * math.pi * 0.3 * t + phase), sides[k] / 200
-            )
-            m[0, 2] += cx + 4.0 * math.sin(2 * math.pi * 0.2 * t + phase) - 100.0
-            m[1, 2] += height / 2 - 100.0
-            img = cv2.warpAffine(
-                src, m, (width, height), dst=img, flags=cv2.INTER_LINEAR,
-                borderMode=cv2.BORDER_TRANSPARENT,
-            )  # fmt: skip
-        yield img
-
-
-def speech_envelope(audio: np.ndarray, sample_rate: int, n_frames: int, fps: float = 30.0):
-    """An opening in [0, 1] per video frame from the audio's energy: 0 at 35 dB under its
-    loudest frame or quieter, 1 at the loudest."""
-    hop = sample_rate / fps
-    rms = np.array([
-        np.sqrt(np.mean(audio[int(i * hop) : int((i + 1) * hop)] ** 2) + 1e-12)
-        for i in range(n_frames)
-    ])  # fmt: skip
-    db = 20 * np.log10(rms)
-    return np.clip((db - db.max() + 35) / 35, 0, 1)
