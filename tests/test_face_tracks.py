@@ -208,3 +208,13 @@ def test_stage_writes_warning_rows_the_summary_and_the_qa_page_show(sample_clips
     assert [f.clip_id for f in fails] == ["01-01-01-01-01-01-05"]
     assert "min_face_rate" in fails[0].reason
     assert read_warnings(lay.warnings_csv("faces")) == []
+
+
+def test_one_person_clips_are_the_same_whatever_the_rule(sample_clips):
+    src = _source(sample_clips[0])
+    ref = make_extractor("faces", _base()).extract(src)
+    for rule in ("largest", "central", "side", "speaker"):
+        feats = make_extractor("faces", {**_base(), "select": rule}).extract(src)
+        assert feats.attrs["n_tracks"] == 1 and "warning" not in feats.attrs, rule
+        for name, a in ref.arrays.items():
+            np.testing.assert_array_equal(feats.arrays[name], a, err_msg=f"{rule}: {name}")

@@ -31,7 +31,7 @@ def _source(path: Path, **kw) -> ClipSource:
 
 def _speech_like(seconds: float) -> np.ndarray:
     t = np.arange(int(seconds * SR)) / SR
-    return (0.3 * np.sin(2 * np.pi * 220 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)))
+    return 0.3 * np.sin(2 * np.pi * 220 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))
 
 
 def _mel_frames() -> dict:
@@ -82,8 +82,12 @@ def test_mel_on_frame_times_equals_the_nominal_grid_on_constant_frame_rate(tmp_p
 def test_mel_rows_follow_a_variable_frame_rate(tmp_path):
     gaps = np.array([33, 33, 50, 17, 100, 33, 67, 33, 33, 40, 26, 33] * 3)
     times = np.concatenate([[0], np.cumsum(gaps)]) / 1000.0
-    clip = encode_frames(tmp_path / "vfr.mp4", list(talking_head_frames(len(times), 96, 96)),
-                         times=times, audio=_speech_like(times[-1] + 0.2).astype(np.float32))
+    clip = encode_frames(
+        tmp_path / "vfr.mp4",
+        list(talking_head_frames(len(times), 96, 96)),
+        times=times,
+        audio=_speech_like(times[-1] + 0.2).astype(np.float32),
+    )
     np.testing.assert_allclose(frame_times(clip), times, atol=1e-3)
     m = make_extractor("mel", _mel_frames()).extract(_source(clip))
     np.testing.assert_allclose(m.timestamps, times, atol=1e-3)

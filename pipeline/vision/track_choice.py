@@ -16,6 +16,8 @@ mouth signal: a few numbers a frame), and :meth:`TrackLog.choose` picks one trac
   candidates; when no candidate reaches ``speaker_min_corr`` the rule falls back to
   ``largest`` and says so.
 
+A clip with one track keeps it, whatever the rule (nothing to choose, nothing to warn about).
+
 Sums make the rules clip-level: a person who is there longer outweighs one who is briefly
 more confident, and no rule ever switches people mid-clip. While the clip streams, the leader
 so far (``largest`` for ``speaker``) is written; the extractor rewrites the frames where the
@@ -107,6 +109,9 @@ class TrackLog:
         (``speaker`` only; None = no audio)."""
         if not self.tracks:
             return Choice(None, rule, math.nan, math.nan)
+        if len(self.tracks) == 1:  # one person: nothing to choose, whatever the rule
+            tid, t = next(iter(self.tracks.items()))
+            return Choice(tid, rule, t.sums.get(rule, math.nan), math.nan)
         note = ""
         if rule == "side" and self.side not in ("left", "right"):
             note = "select 'side' needs the manifest's face_side (left/right); used 'largest'"
