@@ -16,6 +16,11 @@ load from other processes hits all of them alike. ``fps`` is frames per wall-clo
   peak RSS (VmHWM) and the RSS after loading models.
 - agreement: box IoU of the faces extractor with facenet-pytorch's MTCNN called on every
   full-size frame (every ``--iou-every``-th frame).
+- memory on a 7680 x 4320 clip of 6 frames: decode alone and faces, peak RSS.
+- small faces: a 1920 x 1080 clip with a face of 1/20 of the long side, the faces extractor
+  against facenet-pytorch's MTCNN on every full-size frame (frames with a face, fps).
+- speaker: ``select: speaker`` on a speaking face (mouth opening with a sample clip's speech
+  energy) beside a still one, both sides, over 8 sample clips' audio.
 - the share of frames with a face in every sample clip (the corpus target is >= 95 %).
 
 Prints a summary and saves JSON to ``bench/results/visual.json``.
@@ -228,6 +233,78 @@ def agreement(clips: list[Path], every: int) -> dict:
     }
 
 
+def small_faces(work: Path, seconds: float) -> dict:
+    """A 1920 x 1080 clip with one face of 1/20 of the long side (96 px): the faces extractor
+    at the defaults against facenet-pytorch's MTCNN on every full-size frame (its default
+    20-px minimum face), frames with a face and frames per second of each."""
+    from facenet_pytorch import MTCNN
+
+    from pipeline.media.synthetic import people_frames
+
+    clip = work / "small_face_1920x1080.mp4"
+    n = int(round(seconds * 30))
+    side = 1920 / 20 / 0.45  # the face box is about 0.45 of the patch
+    encode_video(clip, people_frames(n, 1920, 1080, sides=(side, 0)), fps=30)
+    faces, _ = _extractors()
+    faces.extract(_source(clip, end=0.3))  # warm-up
+    feats, w_ours, _ = _timed(lambda: faces.extract(_source(clip)))
+    mtcnn = MTCNN(keep_all=True, device="cpu")
+
+    def plain() -> list[bool]:
+        return [mtcnn.detect(rgb)[0] is not None for _, rgb in iter_frames(clip)]
+
+    found, w_plain, _ = _timed(plain)
+    b = feats.arrays["boxes"][feats.valid]
+    return {
+        "frames": n,
+        "face_px_median": round(float(np.median(b[:, 2] - b[:, 0])), 1) if len(b) else 0,
+        "faces_rate": round(float(feats.valid.mean()), 4),
+        "plain_mtcnn_rate": round(float(np.mean(found)), 4),
+        "faces_fps": round(n / w_ours, 2),
+        "plain_mtcnn_fps": round(n / w_plain, 2),
+        "speedup": round(w_plain / w_ours, 2),
+        "small_face_scans": feats.attrs["n_small_face_scans"],
+        "key_frames": feats.attrs["n_key"],
+    }
+
+
+def speaker(clips: list[Path], work: Path) -> dict:
+    """select: speaker on two faces side by side, one whose mouth opens with a sample clip's
+    espeak-ng speech (its audio energy) and one still, the speaker on each side in turn."""
+    from pipeline.media.audio import decode_audio
+    from pipeline.media.synthetic import people_frames, speech_envelope
+
+    cfg = to_dict(load_params(REPO / "params.yaml").section("faces"))
+    ex = make_extractor("faces", {**cfg, "select": "speaker"})
+    rows = []
+    for c in clips:
+        audio = decode_audio(c, 48000)
+        n = int(len(audio) / 48000 * 30)
+        env = speech_envelope(audio, 48000, n)
+        for k, side in enumerate(("left", "right")):
+            mouth = [None, None]
+            mouth[k] = env
+            path = work / f"speaker_{c.stem}_{side}.mp4"
+            frames = people_frames(n, 400, 200, mouth=tuple(mouth))
+            encode_video(path, frames, fps=30, audio=audio, sample_rate=48000)
+            feats = ex.extract(_source(path))
+            b = feats.arrays["boxes"][feats.valid]
+            left = float(np.mean((b[:, 0] + b[:, 2]) / 2 < 200))
+            rows.append({
+                "clip": c.stem, "side": side, "used": feats.attrs["select_used"],
+                "right": bool(left == (1.0 if side == "left" else 0.0)),
+                "r_chosen": feats.attrs["select_score"],
+                "r_other": feats.attrs["select_runner_up"],
+            })  # fmt: skip
+    return {
+        "cases": len(rows),
+        "correct": sum(r["right"] for r in rows),
+        "r_speaker_median": round(float(np.median([r["r_chosen"] for r in rows])), 3),
+        "r_still_median": round(float(np.median([r["r_other"] for r in rows])), 3),
+        "rows": rows,
+    }
+
+
 def child(phase: str, clip: Path, end: float, faces_dir: str) -> dict:
     """One stage in a fresh process: its peak memory."""
     src = _source(clip, end=end)
@@ -248,7 +325,12 @@ def child(phase: str, clip: Path, end: float, faces_dir: str) -> dict:
     }
 
 
-def memory(clip: Path, frames: int, faces_dir: Path) -> list[dict]:
+def memory(
+    clip: Path,
+    frames: int,
+    faces_dir: Path,
+    phases: tuple[str, ...] = ("decode", "faces", "landmarks"),
+) -> list[dict]:
     rows = []
     third = round(frames / 3 / 30.0, 3)
     for phase, end in (
@@ -258,6 +340,8 @@ def memory(clip: Path, frames: int, faces_dir: Path) -> list[dict]:
         ("faces", 0.0),
         ("landmarks", 0.0),
     ):
+        if phase not in phases:
+            continue
         cmd = [sys.executable, __file__, "--child", phase, str(clip), str(end), str(faces_dir)]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
         if proc.returncode:
@@ -328,6 +412,14 @@ def main() -> None:
             return
         out["memory_1280x720"] = memory(clip, long["frames"], work / "faces_long")
         print("memory:", json.dumps(out["memory_1280x720"]))
+        big = work / "talking_head_7680x4320.mp4"
+        encode_video(big, talking_head_frames(6, 7680, 4320, 30.0), fps=30)
+        out["memory_7680x4320"] = memory(big, 6, work / "faces_long", phases=("decode", "faces"))
+        print("memory 8K:", json.dumps(out["memory_7680x4320"]))
+        out["small_face_1920x1080"] = small_faces(work, 3.0 if args.quick else 10.0)
+        print("small face:", json.dumps(out["small_face_1920x1080"]))
+        out["speaker"] = speaker(sample[:: max(1, len(sample) // 8)][:8], work)
+        print("speaker:", json.dumps({k: v for k, v in out["speaker"].items() if k != "rows"}))
         out["sample_corpus"] = sample_corpus(sample, work)
         print("sample corpus:", json.dumps(out["sample_corpus"]))
         if args.iou_every:

@@ -100,6 +100,7 @@ def cmd_folds(args: argparse.Namespace) -> int:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
+    from .clip_warnings import read_warnings
     from .manifest import read_failures
 
     with needs(", ".join(args.features), "extract"):
@@ -114,13 +115,15 @@ def cmd_extract(args: argparse.Namespace) -> int:
         out = Path(args.out) / feature if args.out else None
         code = max(code, run_feature(params, feature, args.root, progress=not args.quiet,
                                      out_dir=out))
-        failures_csv, metrics_json = feature_records(lay, feature, out)
+        failures_csv, metrics_json, warnings_csv = feature_records(lay, feature, out)
         fails = read_failures(failures_csv)
+        warned = read_warnings(warnings_csv)
         where = out or lay.features_dir(feature)
         _emit(args, {"feature": feature, "out": str(where), "failed": len(fails),
-                     "failures": str(failures_csv), "metrics": str(metrics_json)},
-              f"{feature}: wrote {where} ({len(fails)} failed clip(s), see "
-              f"{failures_csv}; metrics in {metrics_json})")
+                     "warned": len(warned), "failures": str(failures_csv),
+                     "warnings": str(warnings_csv), "metrics": str(metrics_json)},
+              f"{feature}: wrote {where} ({len(fails)} failed clip(s), see {failures_csv}; "
+              f"{len(warned)} with a warning, see {warnings_csv}; metrics in {metrics_json})")
     return code
 
 

@@ -70,7 +70,9 @@ def ingest(adapter: CorpusAdapter) -> IngestResult:
                 has_video=info.has_video,
                 rotation=info.rotation,
                 scores=dict(clip.scores),
-                meta=dict(clip.meta),
+                # how n_frames was found: container, counted or estimated (see probe)
+                meta={**clip.meta, **({"n_frames_from": info.n_frames_from} if info.has_video
+                                      else {})},  # fmt: skip
             )
         )
     for rel, why in getattr(adapter, "skipped", []):

@@ -27,6 +27,9 @@ class Layout:
     def failures_csv(self, stage: str) -> Path:
         return self.manifest_dir / "failures" / f"{stage}.csv"
 
+    def warnings_csv(self, stage: str) -> Path:
+        return self.manifest_dir / "warnings" / f"{stage}.csv"
+
     def features_dir(self, feature: str) -> Path:
         return self.root / "data" / "features" / self.corpus / feature
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import h5py
 
+from .clip_warnings import collect_warnings, write_warnings
 from .config import Params
 from .corpora import ADAPTERS, get_adapter
 from .features import get_extractor_class
@@ -82,16 +83,18 @@ def run_folds(params: Params, root: str | Path = ".") -> int:
 
 def feature_records(
     lay: Layout, feature: str, out_dir: Path | None = None
-) -> tuple[Path, Path]:
-    """Where a feature run writes its failures CSV and metrics JSON: the corpus's usual
-    places, or beside the shards (``<out>.failures.csv``, ``<out>.metrics.json``) when the
-    shards go to ``out_dir``, so two runs to different places never overwrite each other.
-    The run's own facts (times, clips reused) go beside the metrics, in ``*.run.json``."""
+) -> tuple[Path, Path, Path]:
+    """Where a feature run writes its failures CSV, metrics JSON and warnings CSV: the
+    corpus's usual places, or beside the shards (``<out>.failures.csv``,
+    ``<out>.metrics.json``, ``<out>.warnings.csv``) when the shards go to ``out_dir``, so two
+    runs to different places never overwrite each other. The run's own facts (times, clips
+    reused) go beside the metrics, in ``*.run.json``."""
     if out_dir is None:
-        return lay.failures_csv(feature), lay.metrics_json(feature)
+        return lay.failures_csv(feature), lay.metrics_json(feature), lay.warnings_csv(feature)
     out_dir = Path(out_dir)
     return (out_dir.parent / f"{out_dir.name}.failures.csv",
-            out_dir.parent / f"{out_dir.name}.metrics.json")
+            out_dir.parent / f"{out_dir.name}.metrics.json",
+            out_dir.parent / f"{out_dir.name}.warnings.csv")
 
 
 def run_facts_path(metrics_json: Path) -> Path:
@@ -114,7 +117,7 @@ def run_feature(
 
         params = with_faces_dir(params, root)
     out = out_dir or lay.features_dir(feature)
-    failures_csv, metrics_json = feature_records(lay, feature, out_dir)
+    failures_csv, metrics_json, warnings_csv = feature_records(lay, feature, out_dir)
     with output_lock(out, feature):  # shards, failures and metrics: one writer at a time
         summary = run_extraction(
             feature,
@@ -127,12 +130,18 @@ def run_feature(
             progress=progress,
         )
         write_failures(failures_csv, summary.failures)
+        warned = collect_warnings(feature, out)
+        write_warnings(warnings_csv, warned)
         metrics = summary.metrics()
+        metrics["warned"] = len(warned)
         metrics.update(extractor_metrics(feature, out))
         dump_json(metrics_json, metrics)
         dump_json(run_facts_path(metrics_json), summary.run_facts())
     log.info("%s: shards in %s, failures in %s, metrics in %s", feature, out, failures_csv,
              metrics_json)
+    if warned:
+        log.warning("%s: %d clip(s) with a warning; see %s", feature, len(warned),
+                    warnings_csv)
     if summary.failures:
         log.warning("%s: %d clip(s) failed; see %s", feature, len(summary.failures),
                     failures_csv)

@@ -53,6 +53,8 @@ def test_config_round_trip_and_errors():
         ({"thresholds": [0.6, 0.7]}, "faces.thresholds"),
         ({"key_interval": 0}, "faces.key_interval"),
         ({"select": "biggest"}, "faces.select"),
+        ({"min_face_rate": 1.5}, "faces.min_face_rate"),
+        ({"batch_mb": -1}, "faces.batch_mb"),
         ({"min_prob": 1.5}, "faces.min_prob"),
         ({"no_such_key": 1}, "no_such_key"),
     ):
@@ -153,12 +155,13 @@ def test_decoding_streams_through_a_bounded_window(faces, tmp_path):
     assert tracker.s.batch_size == settings.batch_size
     out = tracker.run(counting())
     first = next(out)
-    assert first.box is not None
+    assert len(first.faces) == 1
     # the first face comes out after one window, not after the whole clip
     assert pulled <= _window_bound(tracker.s) < n
     rest = list(out)
     assert 1 + len(rest) == pulled == n
     assert len(tracker._frames) <= tracker.s.batch_size + 1  # one reusable window of frames
+    assert tracker.n_tracks == 1
 
 
 def test_the_window_on_a_gpu_is_cuda_batch_size(monkeypatch):

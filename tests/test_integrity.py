@@ -379,3 +379,25 @@ def test_csd_import_refuses_links_to_other_files(tmp_path):
         g["intervals"] = np.array([[0.0, 1.0], [1.0, 2.0]])
     with pytest.raises(OSError, match="external link"):
         import_csd(csd, tmp_path / "covarep")
+
+
+def test_extractors_get_only_the_clip_fields_they_declare():
+    """What an extractor reads of a clip is what enters its cache key: the runner hands it
+    nothing else (faces with select: side reads the manifest's face_side)."""
+    from dataclasses import replace as dc_replace
+
+    from pipeline.features import make_extractor
+    from pipeline.features.base import ClipSource, restrict_source, source_key_inputs
+
+    src = ClipSource("c", Path("/x.mp4"), sha256="ab", transcript="hello", speaker="s1",
+                     meta={"face_side": "left", "word_times": "[]", "other": "x"})
+    words = make_extractor("words")
+    got = restrict_source(src, words.source_fields)
+    assert got.transcript == "hello" and got.speaker == "" and "other" not in got.meta
+    faces = make_extractor("faces")
+    assert restrict_source(src, faces.source_fields).meta == {}
+    side = make_extractor("faces", dc_replace(faces.config, select="side"))
+    assert restrict_source(src, side.source_fields).meta == {"face_side": "left"}
+    keys = {source_key_inputs(dc_replace(src, meta={**src.meta, "face_side": s}),
+                              side.source_fields)["meta.face_side"] for s in ("left", "right")}
+    assert len(keys) == 2

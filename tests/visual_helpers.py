@@ -12,7 +12,12 @@ from pathlib import Path
 import av
 import numpy as np
 
-from pipeline.media.synthetic import encode_video, talking_head_frames
+from pipeline.media.synthetic import (  # noqa: F401 - re-exported for the tests
+    encode_video,
+    people_frames,
+    speech_envelope,
+    talking_head_frames,
+)
 
 
 def no_face_clip(path: Path, n_frames: int = 20, size: int = 160, seed: int = 0) -> Path:
@@ -77,8 +82,11 @@ def encode_frames(
     pix_fmt: str = "yuv420p",
     audio: np.ndarray | None = None,
     sample_rate: int = 48000,
+    audio_delay: float = 0.0,
 ) -> Path:
     """An H.264 (+ mono AAC) MP4 with the awkward parts of real recordings.
+
+    ``audio_delay``: the audio starts this many seconds after the first video frame.
 
     ``times``: each frame's presentation time in seconds, written on a 1/1000 s time base (a
     variable frame rate when the gaps differ); None = a constant ``fps``. ``rotation``: the
@@ -103,9 +111,7 @@ def encode_frames(
                     vs.set_display_rotation(rotation)
                 if audio is not None:  # every stream is added before the first packet
                     # The fast AAC coder: ten minutes encode in about 3 s instead of 7.
-                    astream = out.add_stream(
-                        "aac", rate=sample_rate, options={"aac_coder": "fast"}
-                    )
+                    astream = out.add_stream("aac", rate=sample_rate, options={"aac_coder": "fast"})
                     astream.layout = "mono"
             frame = av.VideoFrame.from_ndarray(stored, format="rgb24")
             if times is not None:
@@ -116,19 +122,22 @@ def encode_frames(
             raise ValueError("encode_frames: no frames given")
         out.mux(vs.encode(None))
         if astream is not None:
-            _write_mono(out, astream, audio, sample_rate)
+            _write_mono(out, astream, audio, sample_rate, delay=audio_delay)
     return path
 
 
-def _write_mono(out, stream, audio: np.ndarray, sample_rate: int) -> None:
-    """Encode a mono float waveform into ``stream`` of container ``out`` and flush it."""
+def _write_mono(out, stream, audio: np.ndarray, sample_rate: int, delay: float = 0.0) -> None:
+    """Encode a mono float waveform into ``stream`` of container ``out`` and flush it;
+    ``delay`` > 0 starts it that many seconds late (past the AAC encoder's 1024 samples of
+    priming, which the muxer shifts the stream back by)."""
     wav = np.asarray(audio, np.float32).reshape(1, -1)
+    shift = int(round(delay * sample_rate)) + 1024 if delay > 0 else 0
     for i in range(0, wav.shape[1], 1024):
         af = av.AudioFrame.from_ndarray(
             np.ascontiguousarray(wav[:, i : i + 1024]), format="flt", layout="mono"
         )
         af.sample_rate = sample_rate
-        af.pts = i
+        af.pts = i + shift
         out.mux(stream.encode(af))
     out.mux(stream.encode(None))
 

@@ -4,8 +4,15 @@ MPUC §III-A takes facial images "extracted by MTCNN" as the input of its R(2+1)
 (112 x 112 in the authors' code). Frames are decoded as a stream and sampled at ``fps`` (0 =
 every frame of the source). Full MTCNN detection runs on key frames, batched, on a copy of the
 frame scaled down to ``detect_max_side``; the face is followed between key frames by MTCNN's
-O-net at full resolution (see :mod:`pipeline.vision.face_track`). When a frame has several
-faces, the most confident (``select: confidence``) or the largest is kept. The crop is a
+O-net at full resolution (see :mod:`pipeline.vision.face_track`). Faces are linked into
+tracks (people), and one track is chosen for the whole clip by ``select`` (see
+:mod:`pipeline.vision.track_choice`): the rows never switch people mid-clip; frames where the
+chosen person has no face have none (``valid`` False) even when someone else is there
+(``n_frames_other_faces_only`` counts them). Faces down to ``min_face`` (1/20 of the long side
+by default) are looked for; a clip with a face in fewer than ``min_face_rate`` of its frames
+gets a ``warning`` attribute (the stage lists it in its warnings table), or fails when
+``strict``. Memory: at most ``batch_mb`` MiB of RGB frames are held (at least two frames,
+whatever their size), plus the rows of ``batch_size`` frames. The crop is a
 square centred on the face box, ``1 + margin`` times its longer side, cut from the
 full-resolution frame (parts outside the frame are black) and resized to ``crop_size``.
 Rows go to the clip's output ``batch_size`` frames at a time (a
@@ -35,6 +42,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -47,7 +55,7 @@ from . import register
 from .base import ClipSource, ExtractionError, StreamingExtractor
 
 if TYPE_CHECKING:
-    from ..vision.face_track import FaceTracker, FrameFace, TrackSettings
+    from ..vision.face_track import Face, FaceTracker, TrackSettings
 
 
 @dataclass(frozen=True)
@@ -55,8 +63,14 @@ class FacesConfig:
     fps: float = 0.0  # frames sampled per second; 0 = every frame of the source
     crop_size: int = 112  # crops are crop_size x crop_size (R(2+1)D input in the MPUC code)
     margin: float = 0.3  # crop side = (1 + margin) x the face box's longer side
-    select: Literal["confidence", "largest"] = "confidence"  # which face when there are several
+    # which track (person) a clip follows: confidence | largest | central | side | speaker
+    select: Literal["confidence", "largest", "central", "side", "speaker"] = "confidence"
+    speaker_min_corr: float = 0.2  # speaker: below this mouth/audio correlation use largest
     min_prob: float = 0.9  # faces MTCNN scores below this are ignored (stray boxes)
+    # smallest face to find: < 1 = fraction of the frame's long side, >= 1 = source pixels
+    min_face: float = 0.05
+    min_face_rate: float = 0.95  # a clip with a face in fewer frames gets a warning row
+    strict: bool = False  # ... or fails instead
     # MTCNN settings; min_face_size is in pixels of the detection copy.
     min_face_size: int = 40
     thresholds: tuple[float, ...] = (0.6, 0.7, 0.7)
@@ -66,6 +80,7 @@ class FacesConfig:
     refine_rnet: bool = False  # follow with R-net then O-net (instead of O-net alone)
     batch_size: int = 30  # frames handled together on CPU (holds this many RGB frames)
     cuda_batch_size: int = 120  # the same on a GPU
+    batch_mb: float = 128.0  # ... but never more than this many MiB of RGB frames
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda when available
     fill_gaps: int = 0  # fill gaps of up to this many frames with no face; 0 = off
     decode_threads: int = 0  # decoder threads; 0 = FFmpeg's default
@@ -93,6 +108,11 @@ class FacesConfig:
             raise ConfigError(f"{key}.thresholds: three numbers in [0, 1] (P-, R-, O-net)")
         if not 0 < self.factor < 1:
             raise ConfigError(f"{key}.factor: must be in (0, 1), got {self.factor}")
+        for name in ("min_face", "batch_mb", "speaker_min_corr"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{key}.{name}: must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.min_face_rate <= 1:
+            raise ConfigError(f"{key}.min_face_rate: must be in [0, 1], got {self.min_face_rate}")
         if not 0 <= self.min_prob <= 1:
             raise ConfigError(f"{key}.min_prob: must be in [0, 1], got {self.min_prob}")
 
@@ -154,6 +174,12 @@ class FacesExtractor(StreamingExtractor):
     name = "faces"
     config_class = FacesConfig
     primary = "crops"
+
+    @property
+    def source_fields(self) -> tuple[str, ...]:  # type: ignore[override]
+        """``select: side`` reads the manifest's ``face_side`` (IEMOCAP): then it is an
+        input of every clip's output (and of its cache key)."""
+        return ("meta.face_side",) if self.config.select == "side" else ()
     libraries = ("numpy", "torch", "facenet-pytorch", "av", "opencv-python")
     summed_attrs = ("n_frames", "n_detected", "n_filled")
 
@@ -248,6 +274,8 @@ class FacesExtractor(StreamingExtractor):
             batch_size=self.batch_in_use,
             refine_rnet=cfg.refine_rnet,
             min_prob=cfg.min_prob,
+            min_face=cfg.min_face,
+            batch_mb=cfg.batch_mb,
         )
 
     def tracker(self) -> FaceTracker:
@@ -267,37 +295,48 @@ class FacesExtractor(StreamingExtractor):
             return self._extract(source, sink)
 
     def _extract(self, source: ClipSource, sink: ClipSink) -> dict[str, Any]:
+        from ..vision.track_choice import TrackLog
+
         cfg: FacesConfig = self.config
         tracker = self.tracker()
         self.last_tracker = tracker  # its step timings, for benchmarks
-        block = _Block(cfg.batch_size, cfg.crop_size)
-        valid: list[bool] = []
-        frames = iter_decoded(
-            source.path,
-            fps=cfg.fps,
-            start=source.start,
-            end=source.end,
-            threads=cfg.decode_threads,
-        )
+        block = _Block(cfg.batch_size, cfg.crop_size, cfg.margin)
+        log: TrackLog | None = None
+        written: list[int | None] = []  # the track each row was written from
         try:
-            for face in tracker.run(frames):
-                valid.append(face.box is not None)
-                if block.add(face, face.time - source.start):
+            for ff in tracker.run(self._frames(source)):
+                if log is None:
+                    side = source.meta.get("face_side", "")
+                    log = TrackLog(tracker.frame_size, side, mouth=cfg.select == "speaker")
+                log.add(ff)
+                tid = log.leader(cfg.select)
+                face = ff.faces.get(tid) if tid is not None else None
+                written.append(tid if face is not None else None)
+                t0 = perf_counter()
+                full = block.add(face, ff.time - source.start, ff.rgb)
+                tracker.seconds["crop"] += perf_counter() - t0
+                if full:
                     block.flush(sink)
+                del ff, face  # the frame's pixels: free before the next frame is converted
         except VideoDecodeError as e:
             raise ExtractionError(f"{source.clip_id}: {e}") from e
         block.flush(sink)
         if tracker.frames_buffer is not None:  # one window of frames, kept for the next clip
             self._buffers.append(tracker.frames_buffer)
-        n = len(valid)
-        if n == 0:
+        n = len(written)
+        if n == 0 or log is None:
             raise ExtractionError(f"{source.clip_id}: the video holds no frames")
-        n_detected = int(sum(valid))
+        choice = log.choose(cfg.select, self._envelope(source, log), cfg.speaker_min_corr)
+        chosen = log.faces_of(choice.track)
+        self._rewrite(source, sink, written, choice.track, chosen, block)
+        n_detected = len(chosen)
         if n_detected == 0:
             raise ExtractionError(f"{source.clip_id}: no face found in any of the {n} frames")
+        valid = np.zeros(n, bool)
+        valid[list(chosen)] = True
         n_filled = 0
         if cfg.fill_gaps > 0:
-            dst, src = fill_gaps(np.array(valid), cfg.fill_gaps)
+            dst, src = fill_gaps(valid, cfg.fill_gaps)
             n_filled = len(dst)
             for lo in range(0, len(dst), 256):  # a few rows at a time: crops may be on disk
                 d, s_ = dst[lo : lo + 256], src[lo : lo + 256]
@@ -305,54 +344,161 @@ class FacesExtractor(StreamingExtractor):
                     sink.put(name, d, sink.take(name, s_))
                 sink.put("filled", d, np.ones(len(d), bool))
                 sink.put("valid", d, np.ones(len(d), bool))
+        rate = n_detected / n
+        warnings = [choice.note] if choice.note else []
+        if rate < cfg.min_face_rate:
+            why = (
+                f"a face in {rate:.1%} of the {n} frames, under faces.min_face_rate "
+                f"{cfg.min_face_rate:g} (faces smaller than {tracker.smallest_face:.0f} px "
+                f"are not looked for)"
+            )
+            if cfg.strict:
+                raise ExtractionError(f"{source.clip_id}: {why}")
+            warnings.append(why)
+        others = {i for t in log.tracks if t != choice.track for i in log.faces_of(t)}
         w, h = tracker.frame_size
         return {
             "frame_width": int(w),
             "frame_height": int(h),
             "detect_scale": round(tracker.detect_scale, 6),
+            "smallest_face_px": round(tracker.smallest_face, 2),
+            "key_interval_used": tracker.key_interval,
+            "window_frames": tracker.window_frames,
             "n_frames": n,
             "n_detected": n_detected,
             "n_filled": n_filled,
-            "face_rate": round(n_detected / n, 6),
+            "face_rate": round(rate, 6),
+            "n_tracks": len(log.tracks),
+            "track": -1 if choice.track is None else int(choice.track),
+            "select_used": choice.rule,
+            "select_score": round(choice.score, 6),
+            "select_runner_up": round(choice.runner_up, 6),
+            "n_frames_other_faces_only": len(others - set(chosen)),
             "device": self.device,
+            **({"warning": "; ".join(warnings)} if warnings else {}),
             **{f"n_{k}": int(v) for k, v in tracker.stats.items()},
         }
+
+    def _frames(self, source: ClipSource) -> Iterator[tuple[float, Any]]:
+        cfg: FacesConfig = self.config
+        return iter_decoded(
+            source.path,
+            fps=cfg.fps,
+            start=source.start,
+            end=source.end,
+            threads=cfg.decode_threads,
+        )
+
+    def _envelope(self, source: ClipSource, log: Any) -> np.ndarray | None:
+        """``speaker``: the audio's log energy at the frame times (None: no audio)."""
+        if self.config.select != "speaker" or not source.has_audio or len(log.tracks) < 2:
+            return None
+        from ..media.audio import AudioDecodeError, decode_audio
+        from ..vision.track_choice import energy_envelope
+
+        try:
+            audio = decode_audio(source.path, 16000, start=source.start, end=source.end)
+        except AudioDecodeError:
+            return None
+        return energy_envelope(audio, 16000, np.asarray(log.times) - source.start)
+
+    def _rewrite(
+        self,
+        source: ClipSource,
+        sink: ClipSink,
+        written: list[int | None],
+        track: int | None,
+        chosen: dict[int, Face],
+        block: _Block,
+    ) -> None:
+        """Rewrite the rows that were streamed from another track than the chosen one (the
+        leader changed while the clip streamed): cleared where the chosen track has no face,
+        cut again from a second decoding where it has one."""
+        n = len(written)
+        clear = [i for i in range(n) if written[i] is not None and i not in chosen]
+        redo = [i for i in sorted(chosen) if written[i] != track]
+        if clear:
+            idx = np.array(clear)
+            size = block.crop_size
+            sink.put("crops", idx, np.zeros((len(idx), size, size, 3), np.uint8))
+            for name, row in (("boxes", _NAN4), ("crop_boxes", _NAN4), ("points", _NAN52)):
+                sink.put(name, idx, np.broadcast_to(row, (len(idx), *row.shape)).astype(np.float32))
+            sink.put("probs", idx, np.zeros(len(idx), np.float32))
+            sink.put("valid", idx, np.zeros(len(idx), bool))
+        if not redo:
+            return
+        from ..media.video import to_rgb
+
+        todo = set(redo)
+        part = _Block(block.size, block.crop_size, block.margin)
+        rows: list[int] = []
+
+        def put() -> None:
+            arrays = part.arrays()
+            idx = np.array(rows)
+            for name, values in arrays.items():
+                sink.put(name, idx, values)
+            sink.put("valid", idx, np.ones(len(idx), bool))
+            part.rows.clear()
+            rows.clear()
+
+        try:
+            for i, (_, frame) in enumerate(self._frames(source)):
+                if i in todo:
+                    rows.append(i)
+                    if part.add(chosen[i], 0.0, to_rgb(frame)):
+                        put()
+                    todo.discard(i)
+                    if not todo:
+                        break
+        except VideoDecodeError as e:
+            raise ExtractionError(f"{source.clip_id}: second pass: {e}") from e
+        if rows:
+            put()
+        if todo:
+            raise ExtractionError(f"{source.clip_id}: second pass decoded fewer frames")
 
 
 class _Block:
     """Up to ``size`` frames' rows, appended to the sink together."""
 
-    def __init__(self, size: int, crop_size: int) -> None:
+    def __init__(self, size: int, crop_size: int, margin: float) -> None:
+        self.size, self.crop_size, self.margin = size, crop_size, margin
         self.crops = np.zeros((size, crop_size, crop_size, 3), np.uint8)
         self.rows: list[tuple[float, np.ndarray, np.ndarray, float, np.ndarray]] = []
 
-    def add(self, face: FrameFace, time: float) -> bool:
-        """Add one frame; True when the block is full."""
+    def add(self, face: Face | None, time: float, rgb: np.ndarray) -> bool:
+        """Add one frame's row (its crop cut from ``rgb``); True when the block is full."""
+        from ..vision.boxes import crop_box, cut
+
         i = len(self.rows)
-        if face.box is None:
+        if face is None:
             self.crops[i] = 0
             self.rows.append((time, _NAN4, _NAN4, 0.0, _NAN52))
         else:
-            self.crops[i] = face.crop
-            self.rows.append((time, face.box, face.region, face.prob, face.points))
+            region = crop_box(face.box, self.margin)
+            self.crops[i] = cut(rgb, region, self.crop_size)
+            self.rows.append((time, face.box, region, face.prob, face.points))
         return len(self.rows) == len(self.crops)
 
-    def flush(self, sink: ClipSink) -> None:
+    def arrays(self) -> dict[str, np.ndarray]:
         n = len(self.rows)
-        if not n:
+        return {
+            "crops": self.crops[:n].copy(),
+            "boxes": np.array([r[1] for r in self.rows], np.float32),
+            "crop_boxes": np.array([r[2] for r in self.rows], np.float32),
+            "probs": np.array([r[3] for r in self.rows], np.float32),
+            "points": np.array([r[4] for r in self.rows], np.float32),
+        }
+
+    def flush(self, sink: ClipSink) -> None:
+        if not self.rows:
             return
-        boxes = np.array([r[1] for r in self.rows], np.float32)
+        arrays = self.arrays()
         sink.append(
-            {
-                "crops": self.crops[:n].copy(),
-                "boxes": boxes,
-                "crop_boxes": np.array([r[2] for r in self.rows], np.float32),
-                "probs": np.array([r[3] for r in self.rows], np.float32),
-                "points": np.array([r[4] for r in self.rows], np.float32),
-                "filled": np.zeros(n, bool),
-            },
+            {**arrays, "filled": np.zeros(len(self.rows), bool)},
             np.array([r[0] for r in self.rows], np.float64),
-            np.isfinite(boxes).all(axis=1),
+            np.isfinite(arrays["boxes"]).all(axis=1),
         )
         self.rows.clear()
 

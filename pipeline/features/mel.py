@@ -44,6 +44,9 @@ class MelSettings:
     frame_step: int = 16  # keep one frame in frame_step
     fixed_length: int = 128  # pad/cut the time axis to this many frames; 0 = keep length
     align_fps: float = 0.0  # hop_length 0: frame rate to align to; 0 = the clip's own fps
+    # hop_length 0: a row centred on each actual video frame time (read from the video's
+    # packets: true on variable frame rate and late audio) instead of a nominal fps grid.
+    align_frames: bool = False
 
     def validate(self, key: str) -> None:
         for name in ("sample_rate", "n_fft", "win_length", "n_mels", "frame_step"):
@@ -53,6 +56,8 @@ class MelSettings:
             raise ConfigError(f"{key}.win_length: must be <= n_fft ({self.n_fft})")
         if self.hop_length < 0 or self.fixed_length < 0 or self.align_fps < 0:
             raise ConfigError(f"{key}: hop_length, fixed_length, align_fps must be >= 0")
+        if self.align_frames and self.hop_length:
+            raise ConfigError(f"{key}.align_frames: needs hop_length 0 (a row per video frame)")
 
 
 @dataclass(frozen=True)
@@ -133,6 +138,32 @@ def clip_mel(source: ClipSource, s: MelSettings, hop: int) -> tuple[np.ndarray, 
     return scale_mel(np.concatenate(parts, axis=1), s), frames.n_samples
 
 
+def mel_at_times(source: ClipSource, s: MelSettings, times: np.ndarray) -> np.ndarray:
+    """(len(times), n_mels) features from windows centred on ``times`` (seconds from the
+    clip's start; zeros outside the audio), as librosa's centred STFT computes each frame.
+    Holds the clip's waveform in memory."""
+    import librosa
+
+    pre = Preemphasis(s.preemphasis)
+    audio = np.concatenate([pre(b) for b in clip_audio_blocks(source, s.sample_rate)])
+    half = s.n_fft // 2
+    centre = np.round(np.asarray(times, np.float64) * s.sample_rate).astype(np.int64)
+    lo = int(min(0, centre.min() - half)) if len(centre) else 0
+    hi = int(max(len(audio), centre.max() + half + 1)) if len(centre) else len(audio)
+    padded = np.zeros(hi - lo, np.float32)
+    padded[-lo : -lo + len(audio)] = audio
+    window = librosa.util.pad_center(
+        librosa.filters.get_window("hann", s.win_length, fftbins=True), size=s.n_fft
+    )
+    basis = _mel_basis(s.sample_rate, s.n_fft, s.n_mels)
+    cols = []
+    for i in range(0, len(centre), 256):  # a few hundred frames at a time
+        idx = (centre[i : i + 256, None] - half - lo) + np.arange(s.n_fft)[None, :]
+        spec = np.abs(np.fft.rfft(padded[idx] * window, axis=1)).T
+        cols.append(basis @ spec if s.scaling == "dctts" else basis @ (spec**2))
+    return scale_mel(np.concatenate(cols, axis=1), s), len(audio)
+
+
 @register
 class MelExtractor(Extractor):
     name = "mel"
@@ -158,14 +189,37 @@ class MelExtractor(Extractor):
             )
         return int(round(s.sample_rate / fps))
 
+    def _frame_times(self, source: ClipSource) -> np.ndarray:
+        from ..media.video import VideoDecodeError, frame_times
+
+        if not source.has_video:
+            raise ExtractionError(
+                f"{source.clip_id}: mel align_frames needs the clip's video frame times, but "
+                f"the media has no video track"
+            )
+        try:
+            t = frame_times(source.path, source.start, source.end) - source.start
+        except VideoDecodeError as e:
+            raise ExtractionError(f"{source.clip_id}: {e}") from e
+        if not len(t):
+            raise ExtractionError(f"{source.clip_id}: no video frame to align the mel rows to")
+        return t
+
     def extract(self, source: ClipSource) -> ClipFeatures:
         s = self.config.active
-        hop = self.hop_for(source)
+        if s.align_frames:  # rows at the frame times; the hop is only recorded
+            hop = int(round(s.sample_rate / source.fps)) if source.fps > 0 else 0
+        else:
+            hop = self.hop_for(source)
         step = s.frame_step
-        # Keeping one frame in `step` of a hop-`hop` STFT is the STFT with hop `hop * step`
-        # (same centred frames), computed directly.
-        feats, n_samples = clip_mel(source, s, hop * step)
-        times = np.arange(len(feats)) * hop * step / s.sample_rate
+        if s.align_frames:
+            times = self._frame_times(source)[::step]
+            feats, n_samples = mel_at_times(source, s, times)
+        else:
+            # Keeping one frame in `step` of a hop-`hop` STFT is the STFT with hop
+            # `hop * step` (same centred frames), computed directly.
+            feats, n_samples = clip_mel(source, s, hop * step)
+            times = np.arange(len(feats)) * hop * step / s.sample_rate
         valid = np.ones(len(feats), dtype=bool)
         if s.fixed_length:
             n = s.fixed_length
@@ -174,6 +228,8 @@ class MelExtractor(Extractor):
             else:
                 pad = n - len(feats)
                 dt = step * hop / s.sample_rate
+                if s.align_frames and len(times) > 1:
+                    dt = float(np.median(np.diff(times)))
                 fill = feats.min() if s.scaling == "power_to_db_max" else 1e-8
                 feats = np.concatenate([feats, np.full((pad, feats.shape[1]), fill, np.float32)])
                 times = np.concatenate([times, times[-1] + dt * np.arange(1, pad + 1)])

@@ -19,7 +19,8 @@ class MediaInfo:
     has_video: bool
     has_audio: bool
     fps: float  # 0 when there is no video stream
-    n_frames: int  # from the container; 0 when unknown
+    n_frames: int  # video frames; 0 when there is no video
+    n_frames_from: str  # "container" (its header), "counted" (packets), "estimated" or ""
     width: int
     height: int
     sample_rate: int  # 0 when there is no audio stream
@@ -35,7 +36,7 @@ def _stream_duration(stream: av.stream.Stream) -> float:
 
 def probe(path: str | Path) -> MediaInfo:
     """Open ``path`` and read its stream headers. Decodes at most one video frame (for the
-    display rotation)."""
+    display rotation); reads the video packets when the container keeps no frame count."""
     path = Path(path)
     if not path.exists():
         raise ProbeError(f"{path}: file not found")
@@ -56,28 +57,45 @@ def probe(path: str | Path) -> MediaInfo:
             duration = container.duration / av.time_base
         fps = 0.0
         n_frames = width = height = rotation = 0
+        n_from = ""
         if video is not None:
             rate = video.average_rate or video.base_rate or video.guessed_rate
             fps = float(Fraction(rate)) if rate else 0.0
             n_frames = int(video.frames or 0)
             width, height = video.codec_context.width, video.codec_context.height
             rotation = _rotation(container, video)
+            n_from = "container"
         sample_rate = channels = 0
         if audio is not None:
             sample_rate = int(audio.codec_context.sample_rate or 0)
             channels = int(audio.codec_context.channels or 0)
+    if video is not None and n_frames <= 0:
+        # MPEG-PS (.mpg), Matroska/WebM and raw streams store no frame count: count the video
+        # packets (no decoding), or estimate from duration x fps when that fails.
+        try:
+            n_frames, n_from = _count_packets(path), "counted"
+        except (av.FFmpegError, OSError):
+            n_frames, n_from = int(round(duration * fps)), "estimated"
     return MediaInfo(
         duration=round(duration, 6),
         has_video=video is not None,
         has_audio=audio is not None,
         fps=round(fps, 6),
         n_frames=n_frames,
+        n_frames_from=n_from,
         width=width,
         height=height,
         sample_rate=sample_rate,
         channels=channels,
         rotation=rotation,
     )
+
+
+def _count_packets(path: Path) -> int:
+    """Video frames of ``path`` counted from its demuxed packets (one frame each)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return sum(1 for pkt in container.demux(stream) if pkt.size and pkt.pts is not None)
 
 
 def _rotation(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> int:

@@ -2,14 +2,16 @@
 
 Benchmarks and tests use these to get video of any size and length without shipping it:
 :func:`talking_head_frames` moves the public-domain astronaut photograph of scikit-image (a real
-face) over a grey background with smooth head motion; :func:`encode_video` writes any frames
+face) over a grey background with smooth head motion; :func:`people_frames` shows two such
+faces side by side (sizes, blur and a mouth that opens with an envelope, e.g. of speech from
+:func:`speech_envelope`, per face); :func:`encode_video` writes any frames
 (and optionally a mono waveform) to an H.264/AAC MP4 with PyAV.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -93,3 +95,64 @@ def encode_video(
                 out.mux(astream.encode(af))
             out.mux(astream.encode(None))
     return path
+
+
+# The 200 x 200 patch of the astronaut photograph around her face, and where MTCNN puts her
+# mouth in it (centre between the mouth corners; their distance is about 43 px).
+FACE_PATCH = (slice(17, 217), slice(124, 324))
+MOUTH_IN_PATCH = (101.0, 126.0)
+
+
+def people_frames(
+    n_frames: int,
+    width: int = 400,
+    height: int = 200,
+    sides: tuple[int, int] = (170, 170),
+    blur: tuple[Sequence[float] | None, Sequence[float] | None] = (None, None),
+    mouth: tuple[Sequence[float] | None, Sequence[float] | None] = (None, None),
+    fps: float = 30.0,
+) -> Iterator[np.ndarray]:
+    """Two people (the astronaut's face twice), one in each half of the frame, swaying a
+    little. Per face: ``sides`` the patch size in pixels (the face box is about 0.45 of it;
+    0 = no face), ``blur`` a Gaussian sigma per frame (lowers MTCNN's confidence), ``mouth`` an
+    opening in [0, 1] per frame drawn as a dark mouth (0 = closed: the photo's own mouth)."""
+    import cv2
+    from skimage import data
+
+    patch = np.ascontiguousarray(data.astronaut()[FACE_PATCH])
+    for i in range(n_frames):
+        t = i / fps
+        img = np.full((height, width, 3), (96, 96, 112), np.uint8)
+        for k, (cx, phase) in enumerate(((0.25 * width, 0.0), (0.75 * width, 1.3))):
+            if sides[k] <= 0:
+                continue
+            src = patch
+            if mouth[k] is not None and mouth[k][i] > 0.02:
+                src = src.copy()
+                mx, my = MOUTH_IN_PATCH
+                axes = (16, max(1, int(round(11 * mouth[k][i]))))
+                cv2.ellipse(src, (int(mx), int(my)), axes, 0, 0, 360, (45, 20, 25), -1)
+            if blur[k] is not None and blur[k][i] > 0:
+                src = cv2.GaussianBlur(src, (0, 0), blur[k][i])
+            m = cv2.getRotationMatrix2D(
+                (100.0, 100.0), 3.0 * math.sin(2 * math.pi * 0.3 * t + phase), sides[k] / 200
+            )
+            m[0, 2] += cx + 4.0 * math.sin(2 * math.pi * 0.2 * t + phase) - 100.0
+            m[1, 2] += height / 2 - 100.0
+            img = cv2.warpAffine(
+                src, m, (width, height), dst=img, flags=cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_TRANSPARENT,
+            )  # fmt: skip
+        yield img
+
+
+def speech_envelope(audio: np.ndarray, sample_rate: int, n_frames: int, fps: float = 30.0):
+    """An opening in [0, 1] per video frame from the audio's energy: 0 at 35 dB under its
+    loudest frame or quieter, 1 at the loudest."""
+    hop = sample_rate / fps
+    rms = np.array([
+        np.sqrt(np.mean(audio[int(i * hop) : int((i + 1) * hop)] ** 2) + 1e-12)
+        for i in range(n_frames)
+    ])  # fmt: skip
+    db = 20 * np.log10(rms)
+    return np.clip((db - db.max() + 35) / 35, 0, 1)

@@ -3,7 +3,7 @@ whether the extraction and the training went right.
 
 Written to ``data/qa/<corpus>/index.html`` (beside, not inside, the trainer's
 ``data/reports/<corpus>/``, which it reads). Sections appear when their inputs exist:
-summary and per-stage metrics, failures, audio durations, mel and spectrogram images of
+summary and per-stage metrics, failures, warnings, audio durations, mel and spectrogram images of
 sample clips, face detection rate per clip, a montage of face crops with landmarks, the OOV
 rate of the words stage, and, after evaluation, per-fold metrics and confusion matrices.
 """
@@ -170,6 +170,27 @@ def _section_failures(rep: Report, lay: Layout) -> None:
     rep.raw(_table(rows))
 
 
+def _section_warnings(rep: Report, lay: Layout) -> None:
+    """Clips each stage kept but doubted (``warnings/<stage>.csv``), by name, in words."""
+    rep.h2("Warnings")
+    wdir = lay.manifest_dir / "warnings"
+    rows = []
+    for f in sorted(wdir.glob("*.csv")) if wdir.exists() else []:
+        rows += _read_csv(f)
+    if not rows:
+        rep.p("No stage raised a warning on any clip.")
+        return
+    by_stage: dict[str, int] = {}
+    for r in rows:
+        by_stage[r["stage"]] = by_stage.get(r["stage"], 0) + 1
+    rep.p(
+        "Extracted, but doubtful: "
+        + "; ".join(f"{n} clip(s) in {stage}" for stage, n in sorted(by_stage.items()))
+        + ". Each is kept in the features; read the reason before training on it."
+    )
+    rep.raw(_table(rows))
+
+
 def _pick(ids: list[str], n: int, seed: int = 0) -> list[str]:
     rng = np.random.default_rng(seed)
     return sorted(rng.choice(ids, size=min(n, len(ids)), replace=False).tolist())
@@ -219,6 +240,9 @@ def _section_faces(rep: Report, lay: Layout) -> None:
         f"mean {np.mean(list(rates.values())):.3f}, "
         f"lowest {min(rates.values()):.3f} ({min(rates, key=rates.get)})",
     )
+    lowest = sorted(rates, key=lambda c: (rates[c], c))[:10]
+    rep.p("Lowest face rates:")
+    rep.raw(_table([{"clip": c, "frames with a face": round(rates[c], 4)} for c in lowest]))
     try:
         with needs("face montages", "extract"):
             from .montage import montage
@@ -227,14 +251,17 @@ def _section_faces(rep: Report, lay: Layout) -> None:
         rep.p(f"No face montages: {e}.")
         return
     marks = lay.features_dir("landmarks")
-    for cid in _pick(list(rates), 2, seed=1):
+    worst = lowest[0]
+    picks = [worst] + [c for c in _pick(list(rates), 2, seed=1) if c != worst][:2]
+    for cid in picks:
         out = rep.out / f"montage_{cid}.png"
         try:
             montage(d, cid, out, landmarks_dir=marks if (marks / "index.json").exists() else None)
         except (ShardError, KeyError, ValueError) as e:
             log.warning("report: no montage for %s: %s", cid, e)
             continue
-        rep.image(out, f"face crops of {cid} with landmarks")
+        what = "the lowest face rate: " if cid == worst else ""
+        rep.image(out, f"face crops of {cid} with landmarks ({what}{rates[cid]:.1%} of frames)")
 
 
 def _section_words(rep: Report, lay: Layout) -> None:
@@ -302,6 +329,7 @@ def build_report(lay: Layout, out_dir: Path | None = None) -> Path:
     rep = Report(out, f"QA report: {lay.corpus}")
     _section_summary(rep, lay)
     _section_failures(rep, lay)
+    _section_warnings(rep, lay)
     _section_audio_images(rep, lay)
     _section_faces(rep, lay)
     _section_words(rep, lay)

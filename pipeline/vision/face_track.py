@@ -1,27 +1,40 @@
-"""One face per frame over a stream of frames: MTCNN on key frames, the face followed between.
+"""Faces over a stream of frames, linked into tracks: MTCNN on key frames, followed between.
 
 Full MTCNN detection (its P-net scan of an image pyramid) is what makes face extraction slow.
-So frames are handled in windows of about ``batch_size`` frames that end on a key frame:
+So frames are handled in windows that end on a key frame:
 
 1. Every ``key_interval``-th frame (and the last one) is a key frame. The key frames of a
    window are detected together in one batch, on a copy scaled so that its longer side is at
-   most ``detect_max_side`` pixels, then refined at full resolution by the O-net.
-2. Each frame between two key frames starts from the box interpolated between them (the
-   nearer one's box when only one has a face or the two boxes do not overlap) and is refined
-   at full resolution by MTCNN's later stages only (O-net, optionally R-net first), all frames
-   of the window in one batch.
-3. A frame whose refinement loses the face (score under ``min_prob``, or the box moved off
-   its start) falls back to full detection; a key frame whose refinement fails keeps its
-   detection.
-4. The crop is cut from the full-resolution frame.
+   most ``detect_max_side`` pixels, then refined at full resolution by the O-net. A key frame
+   where that fast scan finds nothing is scanned again for small faces (see below).
+2. Every face of a key frame is linked to a *track* (one person): the track whose box at its
+   last key frame overlaps it (IoU >= ``MIN_FOLLOW_IOU``), or whose centre is within one face
+   side of it at a similar size; the best match first. A face that matches no track starts one.
+3. Each frame between two key frames starts, for each track, from the box interpolated
+   between the track's boxes at the key frames around it (the nearer one's box when only one
+   has it or the two do not overlap), refined at full resolution by MTCNN's later stages only
+   (O-net, optionally R-net first), all (frame, track) pairs of the window in one batch.
+4. A face whose refinement is lost (score under ``min_prob``, or the box moved off its start)
+   falls back to full detection of that frame, and takes the detected face that matches its
+   start box, if any; a key frame whose refinement fails keeps its detection.
 
-``key_interval`` 1 with ``detect_max_side`` 0 detects every frame at full size. Memory holds at
-most one window of RGB frames (``batch_size + key_interval`` of them), whatever the length of
-the video.
+Small faces: the fast scan finds faces down to ``min_face_size / scale`` source pixels (1/8 of
+the long side at the defaults). When ``min_face`` asks for smaller ones (a fraction of the
+long side when < 1, else source pixels), a key frame where the fast scan finds nothing is
+scanned again on a larger copy whose pyramid starts at that size. A frame with one large face
+never pays for it.
+
+Memory: the window holds at most ``batch_mb`` MiB of RGB frames (and never more than
+``batch_size + 1`` frames), so a 7680 x 4320 clip (99 MB a frame) is held to the same bound as
+a 1280 x 720 one: when fewer than ``key_interval + 1`` frames fit, the key interval shrinks to
+what fits (down to every frame, two frames held), which costs speed, not memory.
+
+``key_interval`` 1 with ``detect_max_side`` 0 detects every frame at full size.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from time import perf_counter
@@ -31,8 +44,8 @@ import numpy as np
 
 from ..extras import needs
 from ..media.video import to_rgb, upright_size
-from .boxes import crop_box, cut, iou
-from .mtcnn import FaceBatch, FaceDetector
+from .boxes import iou
+from .mtcnn import FaceBatch, FaceDetector, FaceList
 
 # A refined box must overlap the box it started from at least this much (else the face is
 # taken as lost there and the frame falls back to full detection).
@@ -48,19 +61,29 @@ class TrackSettings:
     batch_size: int = 30
     refine_rnet: bool = False
     min_prob: float = 0.9
+    min_face: float = 0.0  # smallest face to find: < 1 fraction of the long side, else pixels
+    batch_mb: float = 0.0  # MiB of RGB frames a window may hold; 0 = batch_size frames
 
 
 @dataclass
-class FrameFace:
-    """The face found in one frame (``box`` None when there is none)."""
+class Face:
+    """One track's face in one frame (source pixels of the upright frame)."""
 
+    box: np.ndarray  # (4,) x1, y1, x2, y2
+    prob: float
+    points: np.ndarray  # (5, 2)
+    how: str  # "key", "followed", "redetected"
+
+
+@dataclass
+class FrameFaces:
+    """The faces of one frame, by track id. ``rgb`` is the full frame; it is reused for a
+    later frame once the consumer asks for the next item, so use it before that."""
+
+    index: int
     time: float
-    box: np.ndarray | None = None  # (4,) x1, y1, x2, y2 source pixels
-    prob: float = 0.0
-    points: np.ndarray | None = None  # (5, 2) source pixels
-    region: np.ndarray | None = None  # (4,) the square the crop was cut from
-    crop: np.ndarray | None = None  # (S, S, 3) uint8
-    how: str = ""  # "key", "followed", "redetected"
+    rgb: np.ndarray
+    faces: dict[int, Face]
 
 
 @dataclass
@@ -71,8 +94,43 @@ class _Item:
     small: np.ndarray | None
 
 
+def face_size(box: np.ndarray) -> float:
+    return float(max(box[2] - box[0], box[3] - box[1]))
+
+
+def match_quality(a: np.ndarray, b: np.ndarray) -> float:
+    """How well box ``b`` continues box ``a`` as the same face; -1 when it cannot: no overlap
+    of ``MIN_FOLLOW_IOU`` and not (centres within one face side, sizes within 2x)."""
+    o = float(iou(a, b))
+    sa, sb = face_size(a), face_size(b)
+    side = (sa + sb) / 2
+    d = math.hypot((a[0] + a[2] - b[0] - b[2]) / 2, (a[1] + a[3] - b[1] - b[3]) / 2)
+    near = d <= side and 0.5 <= sb / max(sa, 1e-9) <= 2.0
+    if o < MIN_FOLLOW_IOU and not near:
+        return -1.0
+    return o + 0.5 * max(0.0, 1.0 - d / max(side, 1e-9))
+
+
+def assign(previous: dict[int, np.ndarray], boxes: np.ndarray) -> list[int | None]:
+    """For each of ``boxes``, the key of ``previous`` it continues (best matches first, each
+    key at most once), or None."""
+    pairs = []
+    for k, a in previous.items():
+        for d, b in enumerate(boxes):
+            q = match_quality(a, b)
+            if q >= 0:
+                pairs.append((q, k, d))
+    out: list[int | None] = [None] * len(boxes)
+    used: set[int] = set()
+    for _, k, d in sorted(pairs, key=lambda x: (-x[0], x[1], x[2])):
+        if k not in used and out[d] is None:
+            out[d] = k
+            used.add(k)
+    return out
+
+
 class FaceTracker:
-    """Turns a stream of ``(time, av.VideoFrame)`` into a stream of :class:`FrameFace`."""
+    """Turns a stream of ``(time, av.VideoFrame)`` into a stream of :class:`FrameFaces`."""
 
     def __init__(
         self, detector: FaceDetector, settings: TrackSettings, buffer: np.ndarray | None = None
@@ -84,15 +142,35 @@ class FaceTracker:
         self._spare = buffer
         self.frame_size: tuple[int, int] | None = None  # (width, height), upright
         self.detect_size: tuple[int, int] | None = None
-        self.stats = {"key": 0, "followed": 0, "redetected": 0, "detect_calls": 0}
+        # The small-face scan: (copy size, MTCNN min face in its pixels), or None when the
+        # fast scan already reaches min_face.
+        self.small_scan: tuple[tuple[int, int], int] | None = None
+        self.smallest_face = 0.0  # source pixels: the smallest face the scans look for
+        self.key_interval = max(1, settings.key_interval)  # as used (see the memory bound)
+        self.window_frames = 0  # frames a window holds
+        self.stats = {
+            "key": 0,
+            "followed": 0,
+            "redetected": 0,
+            "detect_calls": 0,
+            "small_face_scans": 0,
+        }
         # Seconds spent per step (for benchmarks; not stored with the features).
         self.seconds = {"convert": 0.0, "detect": 0.0, "refine": 0.0, "crop": 0.0}
         self._frames = np.empty((0, 0, 0, 3), np.uint8)
+        self._next_id = 0
+        self._last_box: dict[int, np.ndarray] = {}  # each track's box at its last key frame
+        # each track's anchor at the last key frame of the previous window (None: absent)
+        self._prev_anchor: dict[int, tuple[int, np.ndarray | None]] = {}
 
     @property
     def frames_buffer(self) -> np.ndarray | None:
         """The reusable frame buffer (None before the first frame)."""
         return self._frames if len(self._frames) else None
+
+    @property
+    def n_tracks(self) -> int:
+        return self._next_id
 
     @property
     def detect_scale(self) -> float:
@@ -106,44 +184,69 @@ class FaceTracker:
         m = self.s.detect_max_side
         scale = min(1.0, m / max(w, h)) if m > 0 else 1.0
         self.detect_size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        mfs = self.detector.min_face_size
+        fast_smallest = mfs * max(w, h) / max(self.detect_size)
+        want = self.s.min_face * max(w, h) if self.s.min_face < 1 else self.s.min_face
+        self.smallest_face = fast_smallest
+        if want > 0 and want < fast_smallest - 1e-6:
+            s2 = min(1.0, mfs / want)
+            size2 = (max(1, round(w * s2)), max(1, round(h * s2)))
+            if size2 != self.detect_size or mfs > 12:
+                self.small_scan = (size2, max(12, math.floor(want * s2)))
+                self.smallest_face = max(want, 12.0 / s2)
+        # frames a window may hold: batch_size + 1, fewer when batch_mb says so (at least 2)
+        k = max(1, self.s.key_interval)
+        fit = max(1, self.s.batch_size // k) * k + 1
+        if self.s.batch_mb > 0:
+            fit = min(fit, max(2, int(self.s.batch_mb * 2**20 // (w * h * 3))))
+        self.key_interval = min(k, fit - 1)
+        self.window_frames = fit
 
     def _small(self, frame: av.VideoFrame, rgb: np.ndarray) -> np.ndarray:
         if self.detect_size == self.frame_size:
             return rgb
         return to_rgb(frame, size=self.detect_size)
 
-    def run(self, frames: Iterable[tuple[float, av.VideoFrame]]) -> Iterator[FrameFace]:
-        k = max(1, self.s.key_interval)
-        keys_per_window = max(1, self.s.batch_size // k)
+    def run(self, frames: Iterable[tuple[float, av.VideoFrame]]) -> Iterator[FrameFaces]:
         window: list[_Item] = []
         n_keys = 0
-        prev_key: tuple[int, np.ndarray | None] | None = None
+        k = keys_per_window = 1
         pending: tuple[float, av.VideoFrame] | None = None
         index = 0
         for item in frames:
+            if self.frame_size is None:
+                self._sizes(item[1])
+                k = self.key_interval
+                keys_per_window = max(1, (self.window_frames - 1) // k)
             # Hold one frame back so the last frame of the stream is known to be the last.
             if pending is not None:
                 window.append(self._item(len(window), index, *pending, key=index % k == 0))
                 n_keys += index % k == 0
                 index += 1
                 if n_keys >= keys_per_window and (index - 1) % k == 0:
-                    out, prev_key = self._window(window, prev_key, k)
-                    yield from out
+                    yield from self._window(window)
                     window, n_keys = [], 0
             pending = item
         if pending is not None:
             window.append(self._item(len(window), index, *pending, key=True))
         if window:
-            out, prev_key = self._window(window, prev_key, k)
-            yield from out
+            yield from self._window(window)
 
     def _item(self, slot: int, index: int, time: float, frame: av.VideoFrame, key: bool) -> _Item:
-        if self.frame_size is None:
-            self._sizes(frame)
+        if self.window_frames <= 2:
+            # Frames so large that the budget holds two: no buffer; each frame's RGB is the
+            # converted frame itself (no copy), dropped when the next window starts.
+            if upright_size(frame) != self.frame_size:
+                raise ValueError(f"frame size changed mid-stream at {time:.3f} s")
+            t0 = perf_counter()
+            rgb = to_rgb(frame, copy=False)
+            item = _Item(index, time, rgb, self._small(frame, rgb) if key else None)
+            self.seconds["convert"] += perf_counter() - t0
+            return item
+        if not len(self._frames):
             w, h = self.frame_size
             # One window of RGB frames, allocated once and reused (see to_rgb).
-            k = max(1, self.s.key_interval)
-            cap = max(1, self.s.batch_size // k) * k + 1
+            cap = self.window_frames
             spare = self._spare
             if spare is not None and spare.shape[1:3] == (h, w) and len(spare) >= cap:
                 self._frames = spare
@@ -159,25 +262,35 @@ class FaceTracker:
         self.seconds["convert"] += perf_counter() - t0
         return item
 
-    def _detect(self, items: list[_Item]) -> FaceBatch:
-        smalls = [it.small if it.small is not None else self._small_from(it) for it in items]
+    def _detect(self, items: list[_Item]) -> list[FaceList]:
+        """Every face of each frame (source pixels): the fast scan, then the small-face scan
+        of the frames where it found none."""
+        smalls = [it.small if it.small is not None else self._resized(it, self.detect_size)
+                  for it in items]  # fmt: skip
         t0 = perf_counter()
-        res = self.detector.detect(np.stack(smalls))
-        self.seconds["detect"] += perf_counter() - t0
+        res = self.detector.detect_all(np.stack(smalls))
         self.stats["detect_calls"] += 1
-        sx = self.frame_size[0] / self.detect_size[0]
-        sy = self.frame_size[1] / self.detect_size[1]
-        res.boxes = res.boxes * np.array([sx, sy, sx, sy])
-        res.points = res.points * np.array([sx, sy])
+        w, h = self.frame_size
+        sx, sy = w / self.detect_size[0], h / self.detect_size[1]
+        res = [r.scaled(sx, sy) for r in res]
+        miss = [i for i, r in enumerate(res) if not len(r)]
+        if self.small_scan is not None and miss:
+            size, min_face = self.small_scan
+            imgs = np.stack([self._resized(items[i], size) for i in miss])
+            again = self.detector.detect_all(imgs, min_face_size=min_face)
+            for i, r in zip(miss, again, strict=True):
+                res[i] = r.scaled(w / size[0], h / size[1])
+            self.stats["small_face_scans"] += len(miss)
+        self.seconds["detect"] += perf_counter() - t0
         return res
 
-    def _small_from(self, item: _Item) -> np.ndarray:
+    def _resized(self, item: _Item, size: tuple[int, int]) -> np.ndarray:
         with needs("faces", "extract"):
             import cv2
 
-        if self.detect_size == self.frame_size:
+        if size == self.frame_size:
             return item.rgb
-        return cv2.resize(item.rgb, self.detect_size, interpolation=cv2.INTER_AREA)
+        return cv2.resize(item.rgb, size, interpolation=cv2.INTER_AREA)
 
     def _refine(self, items: list[_Item], start: np.ndarray) -> tuple[FaceBatch, np.ndarray]:
         """Refine ``start`` boxes; also returns which refinements kept the face."""
@@ -188,78 +301,80 @@ class FaceTracker:
         ok &= np.isfinite(res.boxes).all(axis=1)
         return res, ok
 
-    def _window(
-        self, window: list[_Item], prev_key: tuple[int, np.ndarray | None] | None, k: int
-    ) -> tuple[list[FrameFace], tuple[int, np.ndarray | None]]:
-        n = len(window)
-        final = FaceBatch.empty(n)
-        how = [""] * n
-        key_pos = [j for j, it in enumerate(window) if it.small is not None]
-        # 1. key frames: detect on the small copies, refine at full resolution.
-        det = self._detect([window[j] for j in key_pos])
-        found = [i for i in range(len(key_pos)) if det.found[i]]
-        for i in range(len(key_pos)):
-            j = key_pos[i]
-            final.copy_from(j, det, i)
-            how[j] = "key"
-        if found:
-            items = [window[key_pos[i]] for i in found]
-            ref, ok = self._refine(items, det.boxes[found])
-            for r, i in enumerate(found):
-                if ok[r]:
-                    j = key_pos[i]
-                    final.copy_from(j, ref, r)
-        # 2. frames between key frames: start from the interpolated box, refine.
-        anchors: list[tuple[int, np.ndarray | None]] = []
-        if prev_key is not None:
-            anchors.append(prev_key)
-        anchors += [
-            (window[j].index, final.boxes[j] if np.isfinite(final.boxes[j]).all() else None)
-            for j in key_pos
-        ]
-        follow = [j for j in range(n) if window[j].small is None]
-        start = np.full((n, 4), np.nan)
-        for j in follow:
-            start[j] = _start_box(window[j].index, anchors)
-        follow = [j for j in follow if np.isfinite(start[j]).all()]
-        lost: list[int] = []
-        if follow:
-            ref, ok = self._refine([window[j] for j in follow], start[follow])
-            for r, j in enumerate(follow):
-                if ok[r]:
-                    final.copy_from(j, ref, r)
-                    how[j] = "followed"
-                else:
-                    lost.append(j)
-        # 3. frames where the face was lost: full detection.
-        if lost:
-            det = self._detect([window[j] for j in lost])
-            for r, j in enumerate(lost):
-                final.copy_from(j, det, r)
-                how[j] = "redetected"
-        # 4. crops from the full-resolution frames.
-        t0 = perf_counter()
+    def _link(self, found: FaceList) -> list[int]:
+        """Track ids for the faces of one key frame (new tracks for the unmatched)."""
+        ids = assign(self._last_box, found.boxes)
         out = []
+        for d, tid in enumerate(ids):
+            if tid is None:
+                tid = self._next_id
+                self._next_id += 1
+            self._last_box[tid] = found.boxes[d]
+            out.append(tid)
+        return out
+
+    def _window(self, window: list[_Item]) -> Iterator[FrameFaces]:
+        n = len(window)
+        faces: list[dict[int, Face]] = [{} for _ in range(n)]
+        key_pos = [j for j, it in enumerate(window) if it.small is not None]
+        # 1. key frames: detect on the small copies, link to tracks, refine at full resolution.
+        dets = self._detect([window[j] for j in key_pos])
+        for j, found in zip(key_pos, dets, strict=True):
+            for d, tid in enumerate(self._link(found)):
+                faces[j][tid] = Face(found.boxes[d], float(found.probs[d]), found.points[d], "key")
+        pairs = [(j, tid) for j in key_pos for tid in faces[j]]
+        if pairs:
+            start = np.array([faces[j][tid].box for j, tid in pairs])
+            ref, ok = self._refine([window[j] for j, _ in pairs], start)
+            for r, (j, tid) in enumerate(pairs):
+                if ok[r]:
+                    faces[j][tid] = Face(ref.boxes[r], float(ref.probs[r]), ref.points[r], "key")
+        # 2. frames between key frames: each track starts from its interpolated box, refined.
+        tids = sorted(set(self._prev_anchor) | {t for j in key_pos for t in faces[j]})
+        anchors = {
+            tid: ([self._prev_anchor[tid]] if tid in self._prev_anchor else [])
+            + [(window[j].index, faces[j][tid].box if tid in faces[j] else None) for j in key_pos]
+            for tid in tids
+        }
+        pairs, starts = [], []
+        for j in range(n):
+            if window[j].small is not None:
+                continue
+            for tid in tids:
+                b = _start_box(window[j].index, anchors[tid])
+                if np.isfinite(b).all():
+                    pairs.append((j, tid))
+                    starts.append(b)
+        lost: list[tuple[int, int, np.ndarray]] = []
+        if pairs:
+            ref, ok = self._refine([window[j] for j, _ in pairs], np.array(starts))
+            for r, (j, tid) in enumerate(pairs):
+                if ok[r]:
+                    faces[j][tid] = Face(
+                        ref.boxes[r], float(ref.probs[r]), ref.points[r], "followed"
+                    )
+                else:
+                    lost.append((j, tid, starts[r]))
+        # 3. faces lost there: full detection of the frame; take the face that matches.
+        if lost:
+            frames = sorted({j for j, _, _ in lost})
+            dets = dict(zip(frames, self._detect([window[j] for j in frames]), strict=True))
+            for j in frames:
+                mine = {tid: b for jj, tid, b in lost if jj == j}
+                found = dets[j]
+                for d, tid in enumerate(assign(mine, found.boxes)):
+                    if tid is not None:
+                        faces[j][tid] = Face(
+                            found.boxes[d], float(found.probs[d]), found.points[d], "redetected"
+                        )
+        last = window[key_pos[-1]].index
+        # (a track absent at the last key frame needs no anchor: None and none are alike)
+        self._prev_anchor = {tid: (last, f.box) for tid, f in faces[key_pos[-1]].items()}
+        for j in range(n):
+            for f in faces[j].values():
+                self.stats[f.how] += 1
         for j, it in enumerate(window):
-            face = FrameFace(time=it.time)
-            if np.isfinite(final.boxes[j]).all():
-                box = final.boxes[j]
-                region = crop_box(box, self.s.margin)
-                face = FrameFace(
-                    time=it.time,
-                    box=box,
-                    prob=float(final.probs[j]),
-                    points=final.points[j],
-                    region=region,
-                    crop=cut(it.rgb, region, self.s.crop_size),
-                    how=how[j],
-                )
-                self.stats[how[j]] += 1
-            out.append(face)
-        self.seconds["crop"] += perf_counter() - t0
-        last = key_pos[-1]
-        last_box = final.boxes[last] if np.isfinite(final.boxes[last]).all() else None
-        return out, (window[last].index, last_box)
+            yield FrameFaces(it.index, it.time, it.rgb, faces[j])
 
 
 def _start_box(index: int, anchors: list[tuple[int, np.ndarray | None]]) -> np.ndarray:

@@ -43,6 +43,27 @@ class FaceBatch:
         return np.isfinite(self.boxes).all(axis=1)
 
 
+@dataclass
+class FaceList:
+    """Every face found in one frame: (K, 4) boxes, (K,) probs, (K, 5, 2) points."""
+
+    boxes: np.ndarray
+    probs: np.ndarray
+    points: np.ndarray
+
+    @classmethod
+    def empty(cls) -> FaceList:
+        return cls(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2)))
+
+    def __len__(self) -> int:
+        return len(self.probs)
+
+    def scaled(self, sx: float, sy: float) -> FaceList:
+        return FaceList(
+            self.boxes * np.array([sx, sy, sx, sy]), self.probs, self.points * np.array([sx, sy])
+        )
+
+
 def _rerec(boxes: np.ndarray) -> np.ndarray:
     """MTCNN's squaring of boxes (side = longer side, same centre)."""
     out = boxes.copy()
@@ -127,6 +148,31 @@ class FaceDetector:
             else:
                 j = int(np.argmax(p))
             out.boxes[i], out.probs[i], out.points[i] = b[j], p[j], pts[j]
+        return out
+
+    def detect_all(self, images: np.ndarray, min_face_size: int | None = None) -> list[FaceList]:
+        """Full MTCNN detection on a batch of equal-size RGB uint8 frames (N, H, W, 3): every
+        face scoring >= ``min_prob`` of each frame, most confident first. ``min_face_size``
+        (pixels of these images) overrides the detector's own for this call."""
+        size = self.min_face_size if min_face_size is None else max(12, int(min_face_size))
+        out = [FaceList.empty() for _ in range(len(images))]
+        if len(images) == 0 or min(images.shape[1:3]) * (12.0 / size) < 12:
+            return out  # see detect(): no face of that size fits in these frames
+        before = self.mtcnn.min_face_size
+        self.mtcnn.min_face_size = size
+        try:
+            boxes, probs, points = self.mtcnn.detect(np.ascontiguousarray(images), landmarks=True)
+        finally:
+            self.mtcnn.min_face_size = before
+        for i in range(len(images)):
+            if boxes[i] is None:
+                continue
+            b = np.asarray(boxes[i], np.float64).reshape(-1, 4)
+            p = np.asarray(probs[i], np.float64).reshape(-1)
+            pts = np.asarray(points[i], np.float64).reshape(-1, 5, 2)
+            keep = np.nonzero(p >= self.min_prob)[0]
+            keep = keep[np.argsort(-p[keep], kind="stable")]
+            out[i] = FaceList(b[keep], p[keep], pts[keep])
         return out
 
     def refine(self, images: list[np.ndarray], boxes: np.ndarray, rnet: bool = False) -> FaceBatch:
