@@ -83,6 +83,10 @@ class RunnerConfig:
     # A clip's output beyond this many MB goes to disk as it is made (long clips), so a
     # worker's memory does not grow with clip length.
     spill_mb: float = 64.0
+    # Check every checksum of a cache entry before reusing it (a damaged entry is extracted
+    # again). Costs one read of the cached data: +3 s for the faces of the 64 sample clips,
+    # +4.7 s for a 10-minute clip's (bench/bench_hashing.py). false: trust complete entries.
+    verify_cache: bool = True
 
     def validate(self, key: str) -> None:
         for name in ("n_jobs", "batch_clips"):

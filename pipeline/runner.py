@@ -45,7 +45,7 @@ from .hashing import MediaHashMemo, file_sha256, params_hash
 from .locks import output_lock
 from .manifest import Failure, ManifestEntry
 from .store import SCHEMA_VERSION, ClipSink, ShardWriter
-from .store.integrity import clip_group_problems
+from .store.integrity import clip_group_problems, member_problems
 from .store.reader import ShardError
 from .store.writer import fsync_file
 
@@ -292,8 +292,9 @@ def _read_cached(path: Path) -> h5py.File | None:
     return f
 
 
-def _cache_entry_problems(path: Path, key: str) -> list[str]:
-    """Why a complete cache file must not be reused (checksums, confinement, its key)."""
+def _cache_entry_problems(path: Path, key: str, checksums: bool = True) -> list[str]:
+    """Why a complete cache file must not be reused (checksums unless ``checksums`` is
+    False, confinement, its key)."""
     f = _read_cached(path)
     if f is None:
         return ["unreadable or incomplete"]
@@ -301,7 +302,10 @@ def _cache_entry_problems(path: Path, key: str) -> list[str]:
         group = f.get(CACHE_GROUP)
         if not isinstance(group, h5py.Group):
             return [f"no /{CACHE_GROUP} group"]
-        problems = [f"{name} {why}".strip() for name, why in clip_group_problems(group)]
+        if checksums:
+            problems = [f"{name} {why}".strip() for name, why in clip_group_problems(group)]
+        else:
+            problems = [f"{name} {why}" for name, why in member_problems(group).items()]
         stored = group.attrs.get("cache_key", "")
         if isinstance(stored, bytes):
             stored = stored.decode()
@@ -378,7 +382,7 @@ def _run_extraction(
                     MediaChangedError.__name__,
                 ))
                 continue
-            problems = _cache_entry_problems(path, key)
+            problems = _cache_entry_problems(path, key, runner.verify_cache)
             if not problems:
                 keys[e.clip_id] = key
                 reused += 1
