@@ -259,7 +259,8 @@ class EvaluateConfig:
     """Section ``evaluate``: which methods run over the folds, and their settings."""
 
     methods: tuple[str, ...] = ("probe", "probe_untrained", "unimodal", "late_fusion", "attention")
-    # auto: multi-label when the manifest has score_<emotion> columns and no labels (MOSEI).
+    # auto: multi-label when the manifest has score_<emotion> columns (CMU-MOSEI, whose
+    # dominant-emotion label column is then ignored); single: the label column.
     task: Literal["auto", "single", "multi"] = "auto"
     multilabel_threshold: float = 0.0  # an emotion is present when its score is above this
     probe: ProbeConfig = field(default_factory=ProbeConfig)

@@ -43,9 +43,13 @@ class LabelSpace:
 
 
 def label_space(entries: Sequence[ManifestEntry], task: str, threshold: float) -> LabelSpace:
+    """``auto`` is multi-label whenever the manifest has ``score_<emotion>`` columns (only
+    multi-label corpora, CMU-MOSEI, write them): MOSEI's ``label`` column holds the dominant
+    emotion for reading, never the task. In a multi-label task a clip is labelled when it has
+    scores, so clips with no emotion present (all scores 0) are kept, their target all 0."""
     labels = sorted({e.label for e in entries if e.label})
     scores = sorted({k for e in entries for k in e.scores})
-    multi = task == "multi" or (task == "auto" and not labels and bool(scores))
+    multi = task == "multi" or (task == "auto" and bool(scores))
     names = tuple(scores if multi else labels)
     if len(names) < 2:
         what = "score_<emotion> columns" if multi else "labels"

@@ -1,0 +1,88 @@
+"""The papers' tasks: CMU-MOSEI trained multi-label from the manifest the MOSEI adapter writes
+(clips with no emotion kept), reported as w-ACC and F1 per emotion."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from training_helpers import tiny_params
+
+from pipeline.config import FoldScheme
+from pipeline.corpora import get_adapter
+from pipeline.corpora.mosei import EMOTIONS
+from pipeline.corpora.mosei_shaped import MoseiShape, dominant_class, write_mosei_shaped
+from pipeline.folds import fold_manifest
+from pipeline.ingest import ingest
+from pipeline.manifest import dump_json, read_manifest, write_manifest
+from pipeline.paths import Layout
+from pipeline.training.synthetic import SyntheticSpec, write_synthetic_features
+from pipeline.training.workflow import run_evaluate
+
+MODS = ("mel", "spectrogram")
+
+
+def mosei_project(tmp: Path, sample_clip: Path, shape: MoseiShape) -> Path:
+    """A project whose clips.csv is what ingest writes from the MOSEI adapter on MOSEI-shaped
+    .csd files (a sample mp4 stands in for each video), with synthetic feature shards."""
+    corpus, root = tmp / "CMU_MOSEI", tmp / "proj"
+    counts = write_mosei_shaped(corpus, shape)
+    assert counts["no_emotion"] > 0
+    adapter = get_adapter("mosei", corpus)
+    for vid in {c.clip_id.rsplit("_", 1)[0] for c in adapter.clips()}:
+        video = corpus / adapter.video_path(vid, 0)
+        video.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(sample_clip, video)
+    result = ingest(adapter)
+    assert not result.failures
+    lay = Layout("synth", root=root)
+    write_manifest(lay.clips_csv, result.entries)
+    entries = read_manifest(lay.clips_csv)
+    write_synthetic_features(
+        root,
+        entries,
+        [dominant_class(e.scores) for e in entries],
+        SyntheticSpec(n_classes=7, spec_size=16),
+        MODS,
+    )
+    scheme = FoldScheme("sdk_standard", "predefined", split_by="split")
+    dump_json(lay.folds_dir / "sdk_standard.json", fold_manifest(entries, scheme, 0))
+    return root
+
+
+def test_mosei_adapter_manifest_trains_multilabel_and_keeps_clips_without_emotion(
+    tmp_path, sample_clips
+):
+    shape = MoseiShape(videos=(4, 2, 2), segments=(3, 3), seconds=(1.5, 2.5), no_emotion=0.3)
+    root = mosei_project(tmp_path, sample_clips[0], shape)
+    entries = read_manifest(Layout("synth", root=root).clips_csv)
+    assert any(e.label for e in entries)  # the adapter writes a dominant label ...
+    none = [e for e in entries if not e.label]
+    assert none and all(set(e.scores) == set(EMOTIONS) for e in entries)
+    params = tiny_params(
+        root,
+        MODS,
+        train={"scheme": "sdk_standard"},
+        evaluate={"methods": ["probe_untrained", "late_fusion"]},
+    )
+    assert run_evaluate(params, root) == 0  # ... but the task is multi-label by default
+    rep = root / "data/reports/synth"
+    doc = json.loads((rep / "evaluate.json").read_text())
+    assert doc["task"] == "multi_label" and doc["headline"] == "w_acc"
+    assert doc["classes"] == sorted(EMOTIONS)
+    split = {e.clip_id: e.meta["split"] for e in entries}
+    n_test = sum(s == "test" for s in split.values())
+    assert n_test == 2 * 3
+    for m in doc["methods"].values():
+        assert "accuracy" not in m["mean"]  # no single-label accuracy
+        for emo in EMOTIONS:
+            assert 0.0 <= m["mean"][f"w_acc_{emo}"] <= 1.0 and f"f1_{emo}" in m["mean"]
+        assert set(m["folds"]["0"]) == {"w_acc", "f1"}
+    # every test clip is scored, those with no emotion too (6 rows each: one per emotion)
+    rows = (rep / "confusion/late_fusion.csv").read_text().splitlines()[1:]
+    assert len(rows) == n_test * len(EMOTIONS)
+    no_emotion_test = [e for e in none if split[e.clip_id] == "test"]
+    yes = sum(r.split(",")[0].endswith(":yes") for r in rows)
+    present = sum(v > 0 for e in entries if split[e.clip_id] == "test" for v in e.scores.values())
+    assert yes == present and (no_emotion_test or present < n_test * 6)
