@@ -86,3 +86,44 @@ def test_mosei_adapter_manifest_trains_multilabel_and_keeps_clips_without_emotio
     yes = sum(r.split(",")[0].endswith(":yes") for r in rows)
     present = sum(v > 0 for e in entries if split[e.clip_id] == "test" for v in e.scores.values())
     assert yes == present and (no_emotion_test or present < n_test * 6)
+
+
+def test_qian_han_segments_first_or_all_pooled(tmp_path):
+    """segments: first gives the CNN one ~1 s segment; all gives every segment of the
+    utterance, and the utterance embedding is the mean of the CNN's per-segment outputs."""
+    import torch
+    from training_helpers import synthetic_project
+
+    from pipeline.models.qian_han import SpecCNN
+    from pipeline.training.data import CorpusData
+    from pipeline.training.evaluate import segment_inputs
+
+    root = synthetic_project(tmp_path, MODS, min_seconds=2.2, max_seconds=3.0, spec_size=16)
+    cnn = None
+    for segments, expect in (("first", 1), ("all", 3)):
+        ev = {"qian_han": {"segments": segments, "max_segments": 4}}
+        params = tiny_params(root, MODS, evaluate=ev)
+        tc, qh = params.section("train"), params.section("evaluate").qian_han
+        data = CorpusData(Layout("synth", root=root), tc)
+        ids = data.folds()[0].test[:3]
+        ds = data.dataset(ids, MODS, window_seconds=0.0, inputs=segment_inputs(tc, qh))
+        for i in range(len(ds)):
+            view = ds[i]["views"][0]["spectrogram"]
+            assert view["x"].shape[0] == (1 if segments == "first" else 4)
+            assert int(view["mask"].sum()) == expect  # 2.2-3.0 s: three 1.024 s segments
+        if segments == "all":
+            torch.manual_seed(0)
+            cnn = SpecCNN(16, 16, tc.spec_cnn)
+            x, mask = view["x"][None], view["mask"][None]
+            pooled = cnn(x, mask)
+            each = [cnn(x[:, k : k + 1], mask[:, k : k + 1]) for k in range(3)]
+            torch.testing.assert_close(pooled, torch.stack(each).mean(0))
+            assert not torch.allclose(each[0], pooled)  # the later segments count
+    assert cnn is not None
+    # both variants train and report through the evaluate stage
+    for segments in ("first", "all"):
+        ev = {"methods": ["qian_han"], "qian_han": {"segments": segments}}
+        params = tiny_params(root, MODS, train={"folds": [0]}, evaluate=ev)
+        assert run_evaluate(params, root) == 0
+        doc = json.loads((root / "data/reports/synth/evaluate.json").read_text())
+        assert 0.0 <= doc["methods"]["qian_han"]["mean"]["accuracy"] <= 1.0

@@ -217,6 +217,13 @@ class QianHanConfig:
     discriminator_hidden: int = 256  # "a single hidden layer"; its width is not given
     dropout: float = 0.0  # before the classifier; the authors' code: 0.7
     window_seconds: float = 0.0  # 0 = whole utterance (no temporal augmentation)
+    # Which ~1 s spectrogram segments of an utterance the CNN sees (the paper divides
+    # utterances into ~1 s segments and does not say how they are combined):
+    # all: every segment (up to max_segments), the CNN's outputs averaged over the valid
+    # segments into one utterance embedding, in training and at test (so a test utterance is
+    # judged on all of its audio); first: the first segment only, in training and test.
+    segments: Literal["all", "first"] = "all"
+    max_segments: int = 10  # all: segments kept from the start (10 x 1.02 s; IEMOCAP ~4.5 s)
     optim: OptimConfig = field(
         default_factory=lambda: OptimConfig(
             name="adam",
@@ -233,6 +240,8 @@ class QianHanConfig:
     def validate(self, key: str) -> None:
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(f"{key}.alpha: must be in [0, 1], got {self.alpha}")
+        if self.max_segments < 1:
+            raise ConfigError(f"{key}.max_segments: must be >= 1, got {self.max_segments}")
         if self.audio == self.text:
             raise ConfigError(f"{key}: audio and text must be different modalities")
         for k in ("audio", "text"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from ..paths import Layout
 from ..store import FeatureReader
 from ..store.format import INDEX_NAME
 from ..store.reader import ShardError
-from .config import InputsConfig, TrainConfig
+from .config import InputConfig, InputsConfig, TrainConfig
 from .dataset import DataError, WindowDataset
 
 log = logging.getLogger(__name__)
@@ -152,14 +152,17 @@ class CorpusData:
         views: int = 1,
         random_windows: bool = False,
         seed: int | None = None,
+        inputs: Mapping[str, InputConfig] | None = None,
     ) -> WindowDataset:
+        """``inputs`` replaces ``train.inputs`` for the modalities it names."""
         ids = self.usable(clip_ids, modalities)
+        inputs = inputs or {}
         entries = [self.entries[c] for c in ids]
         targets = np.stack([self.labels.encode(e) for e in entries]) if ids else np.zeros(0)
         durations = [e.duration if e.duration > 0 else max(e.end - e.start, 0.0) for e in entries]
         return WindowDataset(
             {m: self.feature_dir(m) for m in modalities},
-            {m: self.cfg.input(m) for m in modalities},
+            {m: inputs.get(m) or self.cfg.input(m) for m in modalities},
             ids,
             targets,
             durations,

@@ -27,7 +27,7 @@ from ..config import build, to_dict
 from ..hashing import file_sha256
 from ..models.factory import build_branches, build_encoder
 from .checkpoint import Checkpointer, load, run_key
-from .config import EvaluateConfig, TrainConfig
+from .config import EvaluateConfig, InputConfig, QianHanConfig, TrainConfig
 from .data import CorpusData, Fold
 from .dataset import fit_standardizer
 from .distributed import DistContext
@@ -159,11 +159,13 @@ class Evaluator:
         qh, cfg = self.cfg.qian_han, self.train_cfg
         mods = (qh.audio, qh.text)
         alpha = qh.alpha if method == "qian_han" else 0.0
+        inputs = segment_inputs(cfg, qh)
         train_ds = self.data.dataset(
             fold.train,
             mods,
             window_seconds=qh.window_seconds,
             random_windows=qh.window_seconds > 0,
+            inputs=inputs,
         )
         stats = fit_standardizer(train_ds, mods)
         torch.manual_seed(cfg.seed)
@@ -185,14 +187,23 @@ class Evaluator:
         )
         extra = (qh.audio, qh.text, alpha, qh.negatives)
         return self._fit_supervised(
-            name, model, mods, fold, qh.optim, train_ds, extra, qh.window_seconds
+            name, model, mods, fold, qh.optim, train_ds, extra, qh.window_seconds, inputs
         )
 
     def _fit_supervised(
-        self, name, model, mods, fold, optim, train_ds, qian_han, window_seconds=None
+        self,
+        name,
+        model,
+        mods,
+        fold,
+        optim,
+        train_ds,
+        qian_han,
+        window_seconds=None,
+        inputs=None,
     ) -> FoldOutcome:
-        val_ds = self.data.dataset(fold.val, mods, window_seconds=window_seconds)
-        test_ds = self.data.dataset(fold.test, mods, window_seconds=window_seconds)
+        val_ds = self.data.dataset(fold.val, mods, window_seconds=window_seconds, inputs=inputs)
+        test_ds = self.data.dataset(fold.test, mods, window_seconds=window_seconds, inputs=inputs)
         task = SupervisedTask(
             model, train_ds, val_ds, self.data.labels, optim, self.train_cfg, self.ctx, qian_han
         )
@@ -210,6 +221,13 @@ class Evaluator:
     def _outcome(self, y_true: np.ndarray, y_pred: np.ndarray, fit_summary) -> FoldOutcome:
         metrics = metrics_for(self.data.labels, y_true, y_pred)
         return FoldOutcome(metrics, y_true, y_pred, fit_summary)
+
+
+def segment_inputs(cfg: TrainConfig, qh: QianHanConfig) -> dict[str, InputConfig]:
+    """The CNN's input for ``qian_han.segments``: the first ~1 s segment (steps 1), or up to
+    ``max_segments`` segments in order, which the CNN pools (masked mean of its outputs)."""
+    steps = 1 if qh.segments == "first" else qh.max_segments
+    return {qh.audio: replace(cfg.input(qh.audio), steps=steps, mode="sequence")}
 
 
 def model_params(cfg: TrainConfig) -> dict[str, Any]:
