@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from training_helpers import tiny_params
 
 from pipeline.config import FoldScheme
@@ -127,3 +128,27 @@ def test_qian_han_segments_first_or_all_pooled(tmp_path):
         assert run_evaluate(params, root) == 0
         doc = json.loads((root / "data/reports/synth/evaluate.json").read_text())
         assert 0.0 <= doc["methods"]["qian_han"]["mean"]["accuracy"] <= 1.0
+
+
+def test_unimodal_baselines_take_their_modalitys_optimiser(tmp_path):
+    """MPUC §IV-B trains each unimodal baseline with its own settings."""
+    from training_helpers import synthetic_project
+
+    from pipeline.config import ConfigError, params_from_dict
+    from pipeline.training.data import CorpusData
+    from pipeline.training.distributed import DistContext
+    from pipeline.training.evaluate import Evaluator
+
+    root = synthetic_project(tmp_path)
+    ev = {"methods": ["unimodal"], "unimodal_by_modality": {"landmarks": {"max_epochs": 1}}}
+    params = tiny_params(root, evaluate=ev)
+    tc, ec = params.section("train"), params.section("evaluate")
+    assert ec.unimodal_optim("landmarks").max_epochs == 1
+    assert ec.unimodal_optim("landmarks").lr == ec.unimodal.lr == 0.01  # the rest inherited
+    data = CorpusData(Layout("synth", root=root), tc)
+    e = Evaluator(data, tc, ec, DistContext(), tmp_path / "models", tmp_path / "ckpt")
+    fold = data.folds()[0]
+    epochs = {m: e.run(n, meth, m, fold).fit["epochs"] for n, meth, m in e.runs()}
+    assert epochs == {("mel",): 3, ("landmarks",): 1}
+    with pytest.raises(ConfigError, match=r"unimodal_by_modality\.mel\.lrr"):
+        params_from_dict({"evaluate": {"unimodal_by_modality": {"mel": {"lrr": 1}}}})

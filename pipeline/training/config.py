@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Literal
 
-from ..config import ConfigError
+from ..config import ConfigError, build, to_dict
 from ..models.config import (
     LSTMConfig,
     R2Plus1DConfig,
@@ -274,6 +274,10 @@ class EvaluateConfig:
     multilabel_threshold: float = 0.0  # an emotion is present when its score is above this
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     unimodal: OptimConfig = field(default_factory=OptimConfig)
+    # Per modality, keys that replace those of ``unimodal`` for that modality's baseline
+    # (MPUC §IV-B lists its own settings per modality), e.g.
+    # {mel: {lr: 0.001, step_epochs: 10, max_epochs: 100, patience: 0}, faces: {lr: 0.01}}.
+    unimodal_by_modality: dict[str, dict] = field(default_factory=dict)
     late_fusion: OptimConfig = field(default_factory=OptimConfig)
     attention: AttentionConfig = field(default_factory=AttentionConfig)
     qian_han: QianHanConfig = field(default_factory=QianHanConfig)
@@ -286,3 +290,19 @@ class EvaluateConfig:
                 )
         if not self.methods:
             raise ConfigError(f"{key}.methods: list at least one method")
+        for m in self.unimodal_by_modality:
+            if m not in InputsConfig.names():
+                raise ConfigError(
+                    f"{key}.unimodal_by_modality: unknown modality {m!r}; known: "
+                    + ", ".join(InputsConfig.names())
+                )
+            self.unimodal_optim(m, f"{key}.unimodal_by_modality.{m}")
+
+    def unimodal_optim(self, modality: str, key: str = "evaluate.unimodal") -> OptimConfig:
+        """``unimodal`` with the modality's ``unimodal_by_modality`` keys replaced."""
+        over = self.unimodal_by_modality.get(modality) or {}
+        if not isinstance(over, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {over!r}")
+        if not over:
+            return self.unimodal
+        return build(OptimConfig, {**to_dict(self.unimodal), **over}, key)

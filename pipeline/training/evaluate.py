@@ -141,7 +141,10 @@ class Evaluator:
     # -- supervised baselines ------------------------------------------------------------
     def _supervised(self, name: str, method: str, mods: tuple[str, ...], fold: Fold) -> FoldOutcome:
         cfg = self.train_cfg
-        optim = self.cfg.attention.optim if method == "attention" else getattr(self.cfg, method)
+        if method == "unimodal":
+            optim = self.cfg.unimodal_optim(mods[0])
+        else:
+            optim = self.cfg.attention.optim if method == "attention" else getattr(self.cfg, method)
         train_ds = self.data.dataset(fold.train, mods, random_windows=True)
         stats = fit_standardizer(train_ds, mods)
         torch.manual_seed(cfg.seed)
