@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from training_helpers import tiny_params
 
@@ -152,3 +153,31 @@ def test_unimodal_baselines_take_their_modalitys_optimiser(tmp_path):
     assert epochs == {("mel",): 3, ("landmarks",): 1}
     with pytest.raises(ConfigError, match=r"unimodal_by_modality\.mel\.lrr"):
         params_from_dict({"evaluate": {"unimodal_by_modality": {"mel": {"lrr": 1}}}})
+
+
+def test_seeds_run_every_fold_and_report_mean_and_std_over_seeds_and_folds(tmp_path):
+    from training_helpers import synthetic_project
+
+    from pipeline.training.workflow import run_pretrain
+
+    root = synthetic_project(tmp_path)
+    ev = {"methods": ["probe", "late_fusion"]}
+    params = tiny_params(root, train={"folds": [0, 1], "seeds": [0, 5]}, evaluate=ev)
+    assert run_pretrain(params, root) == 0 and run_evaluate(params, root) == 0
+    models = sorted(p.name for p in (root / "data/models/synth/pretrain/actor_kfold").iterdir())
+    assert models == ["fold-0-seed-0.pt", "fold-0-seed-5.pt", "fold-1-seed-0.pt",
+                      "fold-1-seed-5.pt"]  # fmt: skip
+    rep = root / "data/reports/synth"
+    doc = json.loads((rep / "evaluate.json").read_text())
+    assert doc["seeds"] == [0, 5]
+    for m in doc["methods"].values():
+        runs = m["folds"]
+        assert set(runs) == {"0-seed-0", "1-seed-0", "0-seed-5", "1-seed-5"}
+        acc = [r["accuracy"] for r in runs.values()]
+        assert m["mean"]["accuracy"] == pytest.approx(np.mean(acc))
+        assert m["std"]["accuracy"] == pytest.approx(np.std(acc))
+    # the seeds are different runs: other windows, initial weights, batches
+    pre = json.loads((rep / "pretrain.json").read_text())
+    assert pre["folds"]["0-seed-0"] != pre["folds"]["0-seed-5"]
+    text = (rep / "report.md").read_text()
+    assert "4 runs (2 seeds x 2 folds)" in text and "points apart" in text

@@ -127,6 +127,9 @@ class TrainConfig:
     # MPUC RAVDESS: faces, mel, landmarks; CMU-MOSEI adds words.
     modalities: tuple[str, ...] = ("faces", "mel", "landmarks")
     seed: int = 0
+    # Run every fold of pretrain and evaluate once per seed; metrics are mean +- std over all
+    # (seed, fold) runs. () = just ``seed``.
+    seeds: tuple[int, ...] = ()
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when present
     num_workers: int = 0  # DataLoader worker processes (each opens its own HDF5 handles)
     threads: int = 0  # torch CPU threads per process; 0 = PyTorch's default (all cores)
@@ -159,6 +162,8 @@ class TrainConfig:
             raise ConfigError(f"{key}.modalities: a modality is listed twice")
         if self.threads < 0:
             raise ConfigError(f"{key}.threads: must be >= 0")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"{key}.seeds: a seed is listed twice")
         if self.num_workers < 0 or self.feature_dim <= 0 or self.projection_hidden <= 0:
             raise ConfigError(f"{key}: num_workers >= 0, feature_dim and projection_hidden > 0")
         if self.checkpoint_seconds < 0:
@@ -166,6 +171,14 @@ class TrainConfig:
 
     def input(self, modality: str) -> InputConfig:
         return getattr(self.inputs, modality)
+
+    def run_seeds(self) -> tuple[int, ...]:
+        return self.seeds or (self.seed,)
+
+    def run_suffix(self, seed: int) -> str:
+        """Names a seed's files and results: "" with a single seed (fold-<k>.pt, as
+        before), "-seed-<s>" with several (fold-<k>-seed-<s>.pt)."""
+        return "" if len(self.run_seeds()) == 1 else f"-seed-{seed}"
 
 
 @dataclass(frozen=True)

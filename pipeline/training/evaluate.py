@@ -55,6 +55,7 @@ class Evaluator:
     ctx: DistContext
     models_dir: Path  # where the pretrain stage wrote fold-<k>.pt
     checkpoint_dir: Path
+    run_suffix: str = ""  # this seed's file suffix (TrainConfig.run_suffix)
 
     def runs(self) -> Iterator[tuple[str, str, tuple[str, ...]]]:
         """(result name, method, modalities) for every configured method."""
@@ -101,7 +102,7 @@ class Evaluator:
         sets = {s: data.dataset(getattr(fold, s), mods) for s in ("train", "val", "test")}
         token: dict[str, Any] = {}
         if method == "probe":
-            path = self.models_dir / f"fold-{fold.number}.pt"
+            path = self.models_dir / f"fold-{fold.number}{self.run_suffix}.pt"
             if not path.exists():
                 raise FileNotFoundError(
                     f"{path}: no pretrained encoder for fold {fold.number}; run the pretrain "
@@ -235,7 +236,9 @@ def segment_inputs(cfg: TrainConfig, qh: QianHanConfig) -> dict[str, InputConfig
 
 def model_params(cfg: TrainConfig) -> dict[str, Any]:
     """The parts of ``train`` that define a model and its data (not where or how it runs)."""
-    d = to_dict(replace(cfg, folds=(), num_workers=0, threads=0, device="auto", cache_clips=False))
+    d = to_dict(
+        replace(cfg, folds=(), seeds=(), num_workers=0, threads=0, device="auto", cache_clips=False)
+    )
     for k in ("checkpoint_dir", "checkpoint_seconds"):
         d.pop(k)
     return d
