@@ -4,53 +4,18 @@
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
-from training_helpers import tiny_params
+from training_helpers import mosei_project, tiny_params
 
-from pipeline.config import FoldScheme
-from pipeline.corpora import get_adapter
 from pipeline.corpora.mosei import EMOTIONS
-from pipeline.corpora.mosei_shaped import MoseiShape, dominant_class, write_mosei_shaped
-from pipeline.folds import fold_manifest
-from pipeline.ingest import ingest
-from pipeline.manifest import dump_json, read_manifest, write_manifest
+from pipeline.corpora.mosei_shaped import MoseiShape
+from pipeline.manifest import read_manifest
 from pipeline.paths import Layout
-from pipeline.training.synthetic import SyntheticSpec, write_synthetic_features
 from pipeline.training.workflow import run_evaluate
 
 MODS = ("mel", "spectrogram")
-
-
-def mosei_project(tmp: Path, sample_clip: Path, shape: MoseiShape) -> Path:
-    """A project whose clips.csv is what ingest writes from the MOSEI adapter on MOSEI-shaped
-    .csd files (a sample mp4 stands in for each video), with synthetic feature shards."""
-    corpus, root = tmp / "CMU_MOSEI", tmp / "proj"
-    counts = write_mosei_shaped(corpus, shape)
-    assert counts["no_emotion"] > 0
-    adapter = get_adapter("mosei", corpus)
-    for vid in {c.clip_id.rsplit("_", 1)[0] for c in adapter.clips()}:
-        video = corpus / adapter.video_path(vid, 0)
-        video.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(sample_clip, video)
-    result = ingest(adapter)
-    assert not result.failures
-    lay = Layout("synth", root=root)
-    write_manifest(lay.clips_csv, result.entries)
-    entries = read_manifest(lay.clips_csv)
-    write_synthetic_features(
-        root,
-        entries,
-        [dominant_class(e.scores) for e in entries],
-        SyntheticSpec(n_classes=7, spec_size=16),
-        MODS,
-    )
-    scheme = FoldScheme("sdk_standard", "predefined", split_by="split")
-    dump_json(lay.folds_dir / "sdk_standard.json", fold_manifest(entries, scheme, 0))
-    return root
 
 
 def test_mosei_adapter_manifest_trains_multilabel_and_keeps_clips_without_emotion(

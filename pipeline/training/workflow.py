@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -62,6 +63,7 @@ def run_pretrain(params: Params, root: str | Path = ".") -> int:
     with distributed(tc.device, tc.threads) as ctx:
         data = CorpusData(Layout(corpus, root=root), tc, ec.task, ec.multilabel_threshold)
         per_fold, curves, written = {}, {}, set()
+        timing: dict[str, dict[str, float]] = {}
         for seed in tc.run_seeds():
             tcs = replace(tc, seed=seed)
             data.cfg = tcs  # datasets draw their windows from the run's seed
@@ -82,7 +84,9 @@ def run_pretrain(params: Params, root: str | Path = ".") -> int:
                     interval_s=tc.checkpoint_seconds,
                     sync=ctx.barrier,
                 )
+                t0 = time.perf_counter()
                 res = pretrain_fold(data, fold, tcs, pc, ctx, ckpt)
+                _tally(timing, "pretrain", time.perf_counter() - t0, res.fit.epochs)
                 per_fold[run] = res.metrics
                 curves[run] = res.fit.history
                 if ctx.is_main:
@@ -107,8 +111,24 @@ def run_pretrain(params: Params, root: str | Path = ".") -> int:
             rep = reports_dir(root, corpus)
             dump_json(rep / "pretrain.json", finite(doc))
             write_curves(rep / "pretrain_curves", curves)
+            write_timing(rep / "timing-pretrain.json", timing)
         ctx.barrier()
     return 0
+
+
+def _tally(timing: dict[str, dict[str, float]], name: str, seconds: float, epochs: int) -> None:
+    t = timing.setdefault(name, {"seconds": 0.0, "epochs": 0, "runs": 0})
+    t["seconds"] += seconds
+    t["epochs"] += int(epochs)
+    t["runs"] += 1
+
+
+def write_timing(path: Path, timing: dict[str, dict[str, float]]) -> None:
+    """Wall time and epochs per method (not a DVC metric: it changes on every run). A run
+    taken whole from a finished checkpoint counts its epochs but hardly any time."""
+    for t in timing.values():
+        t["seconds_per_epoch"] = t["seconds"] / t["epochs"] if t["epochs"] else float("nan")
+    dump_json(path, finite(timing))
 
 
 def write_curves(out: Path, per_fold: dict[str, list[dict]]) -> None:
@@ -146,6 +166,7 @@ def run_evaluate(params: Params, root: str | Path = ".") -> int:
         folds = data.folds()
         per_method: dict[str, dict[str, dict[str, float]]] = {}
         confusions: dict[str, list[list[str]]] = {}
+        timing: dict[str, dict[str, float]] = {}
         for seed in tc.run_seeds():
             tcs = replace(tc, seed=seed)
             data.cfg = tcs
@@ -161,7 +182,9 @@ def run_evaluate(params: Params, root: str | Path = ".") -> int:
             for name, method, mods in ev.runs():
                 for fold in folds:
                     run = f"{fold.number}{ev.run_suffix}"
+                    t0 = time.perf_counter()
                     outcome = ev.run(name, method, mods, fold)
+                    _tally(timing, name, time.perf_counter() - t0, outcome.fit.get("epochs", 0))
                     per_method.setdefault(name, {})[run] = outcome.metrics
                     confusions.setdefault(name, []).extend(
                         confusion_rows(data.labels, outcome.y_true, outcome.y_pred)
@@ -176,6 +199,7 @@ def run_evaluate(params: Params, root: str | Path = ".") -> int:
             pre = rep / "pretrain.json"
             pretrain = json.loads(pre.read_text()) if pre.exists() else None
             write_evaluation(rep, doc, confusions, pretrain)
+            write_timing(rep / "timing-evaluate.json", timing)
         ctx.barrier()
     return 0
 
