@@ -231,6 +231,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     over: dict[str, Any] = {}
     for assignment in args.set or []:
         _set_override(over, assignment)
+    for key in ("adapter", "name"):
+        if getattr(args, key, None):
+            over.setdefault("corpus", {})[key] = getattr(args, key)
     doc = reproduce(args.preset, args.corpus, args.root, smoke=args.smoke, base=args.params,
                     overrides=[over], extract=not args.no_extract)  # fmt: skip
     _emit(args, doc, markdown(doc) + f"\nwritten to {doc['written']}")
