@@ -264,6 +264,21 @@ def cmd_report(args: argparse.Namespace) -> int:
                             "pipeline")
 
 
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from .reproduce import markdown, reproduce
+
+    over: dict[str, Any] = {}
+    for assignment in args.set or []:
+        _set_override(over, assignment)
+    for key in ("adapter", "name"):
+        if getattr(args, key, None):
+            over.setdefault("corpus", {})[key] = getattr(args, key)
+    doc = reproduce(args.preset, args.corpus, args.root, smoke=args.smoke, base=args.params,
+                    overrides=[over], extract=not args.no_extract)  # fmt: skip
+    _emit(args, doc, markdown(doc) + f"\nwritten to {doc['written']}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--params", default="params.yaml", help="parameter file")
@@ -339,6 +354,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("report", parents=[common], help="HTML QA report")
     p.set_defaults(func=cmd_report)
+    p = sub.add_parser(
+        "reproduce", parents=[common], help="run a paper table's preset; ours beside the paper's",
+        description="Run preset PRESET (params/PRESET.yaml, over --params) on the corpus at "
+        "--corpus: ingest, folds, features, pretrain, evaluate; then a table of our numbers "
+        "beside the paper's (data/reports/<corpus>/reproduce/PRESET/reproduce.md).",
+    )
+    p.add_argument("preset", help="ravdess-mpuc, mosei-mpuc, iemocap-qianhan, ... or a .yaml")
+    p.add_argument("--smoke", action="store_true",
+                   help="the preset's smoke settings: one fold, a couple of epochs")
+    p.add_argument("--no-extract", action="store_true",
+                   help="use the clip manifest and features already under --root")
+    p.set_defaults(func=cmd_reproduce)
     return ap
 
 

@@ -49,7 +49,7 @@ class IngestConfig:
 @dataclass(frozen=True)
 class FoldScheme:
     name: str
-    kind: Literal["group_kfold", "stratified_kfold", "group_holdout", "predefined"]
+    kind: Literal["group_kfold", "stratified_kfold", "kfold_811", "group_holdout", "predefined"]
     n_folds: int = 10
     # group_holdout: how many groups (actors) go to train / validation / test.
     n_train: int = 0

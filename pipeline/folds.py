@@ -5,8 +5,14 @@ Kinds of scheme (``params.yaml`` ``folds.schemes``):
   fold; validation groups are drawn from the remaining ones. Speaker-disjoint, checked.
 - ``stratified_kfold``: k folds over clips, stratified by label; validation clips drawn,
   stratified, from the rest. (RAVDESS "actor-split ✗" and IEMOCAP 8:1:1.)
-- ``group_holdout``: one split with n_train / n_val / n_test groups (the MPUC authors' code:
-  18/3/3 RAVDESS actors, seed 42).
+- ``group_holdout``: one split with n_train / n_val / n_test groups, drawn as the MPUC
+  authors' code draws its 18/3/3 RAVDESS actors: the groups in natural order (actor 1, 2, ...,
+  24), Python's ``random.seed(seed); random.shuffle(groups)``, then the first n_train are
+  training, the next n_val validation, the next n_test test. Seed 42 on RAVDESS gives test
+  actors 1, 4, 21 and validation actors 8, 9, 20, the authors' split exactly.
+- ``kfold_811``: k folds over clips stratified by label; fold i is the test part, fold i + 1
+  (mod k) the validation part and the other k - 2 folds train (Qian & Han's IEMOCAP 10-fold
+  8:1:1). Every clip is tested once and validates once.
 - ``predefined``: one split the corpus defines, read from the ``split_by`` column of each
   clip (``train``, ``valid``/``val``, ``test``; CMU-MOSEI's SDK standard folds). Clips with
   another value (none) are in no part.
@@ -14,6 +20,8 @@ Kinds of scheme (``params.yaml`` ``folds.schemes``):
 
 from __future__ import annotations
 
+import random
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,9 +62,11 @@ def make_folds(entries: Sequence[ManifestEntry], scheme: FoldScheme, seed: int) 
     if scheme.kind == "group_kfold":
         return _group_kfold(entries, scheme, rng)
     if scheme.kind == "group_holdout":
-        return [_group_holdout(entries, scheme, rng)]
+        return [_group_holdout(entries, scheme, seed)]
     if scheme.kind == "stratified_kfold":
         return _stratified_kfold(entries, scheme, rng)
+    if scheme.kind == "kfold_811":
+        return _kfold_811(entries, scheme, rng)
     if scheme.kind == "predefined":
         return [_predefined(entries, scheme)]
     raise FoldError(f"unknown scheme kind {scheme.kind!r}")
@@ -91,18 +101,26 @@ def _group_kfold(entries, scheme: FoldScheme, rng) -> list[Fold]:
     return folds
 
 
-def _group_holdout(entries, scheme: FoldScheme, rng) -> Fold:
+def natural_key(text: str) -> list:
+    """Sort key that orders the numbers inside names by value (Actor_2 before Actor_10)."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
+
+
+def _group_holdout(entries, scheme: FoldScheme, seed: int) -> Fold:
     members = _members(entries, scheme.group_by)
-    groups = list(rng.permutation(list(members)))
+    # The MPUC authors' draw: random.seed(42); random.shuffle(actors) over actors 1..24.
+    # random.Random(seed) is the same generator without touching the global one.
+    groups = sorted(members, key=natural_key)
+    random.Random(seed).shuffle(groups)
     need = scheme.n_train + scheme.n_val + scheme.n_test
     if need > len(groups) or min(scheme.n_train, scheme.n_test) < 1:
         raise FoldError(
             f"scheme {scheme.name}: {scheme.n_train}/{scheme.n_val}/{scheme.n_test} groups "
             f"requested but the corpus has {len(groups)} {scheme.group_by} groups"
         )
-    test_g = groups[: scheme.n_test]
-    val_g = groups[scheme.n_test : scheme.n_test + scheme.n_val]
-    train_g = groups[scheme.n_test + scheme.n_val : need]
+    train_g = groups[: scheme.n_train]
+    val_g = groups[scheme.n_train : scheme.n_train + scheme.n_val]
+    test_g = groups[scheme.n_train + scheme.n_val : need]
     return Fold(*(_ids(members, sorted(gs)) for gs in (train_g, val_g, test_g)))
 
 
@@ -127,10 +145,14 @@ def _ids(members: dict[str, list[str]], groups: list[str]) -> list[str]:
     return sorted(cid for g in groups for cid in members[g])
 
 
-def _stratified_kfold(entries, scheme: FoldScheme, rng) -> list[Fold]:
+def _stratified_assign(entries, scheme: FoldScheme, rng, min_folds: int = 2) -> dict[str, int]:
+    """Clip id -> fold number, each label's clips dealt round-robin after a shuffle."""
     k = scheme.n_folds
-    if k < 2 or len(entries) < k:
-        raise FoldError(f"scheme {scheme.name}: cannot make {k} folds of {len(entries)} clips")
+    if k < min_folds or len(entries) < k:
+        raise FoldError(
+            f"scheme {scheme.name}: cannot make {k} folds of {len(entries)} clips (need at "
+            f"least {min_folds} folds and a clip per fold)"
+        )
     by_label: dict[str, list[str]] = defaultdict(list)
     for e in entries:
         by_label[e.label].append(e.clip_id)
@@ -141,6 +163,23 @@ def _stratified_kfold(entries, scheme: FoldScheme, rng) -> list[Fold]:
         for j, cid in enumerate(clips):
             assign[cid] = (j + offset) % k
         offset += len(clips)
+    return assign
+
+
+def _kfold_811(entries, scheme: FoldScheme, rng) -> list[Fold]:
+    assign = _stratified_assign(entries, scheme, rng, min_folds=3)
+    k = scheme.n_folds
+    folds = []
+    for i in range(k):
+        part = {f: sorted(c for c, a in assign.items() if a == f) for f in (i, (i + 1) % k)}
+        train = sorted(c for c, a in assign.items() if a not in part)
+        folds.append(Fold(train, part[(i + 1) % k], part[i]))
+    return folds
+
+
+def _stratified_kfold(entries, scheme: FoldScheme, rng) -> list[Fold]:
+    assign = _stratified_assign(entries, scheme, rng)
+    k = scheme.n_folds
     folds = []
     for i in range(k):
         test = sorted(c for c, f in assign.items() if f == i)

@@ -60,6 +60,40 @@ def test_holdout_18_3_3_like_the_authors_code():
     assert [len({spk[c] for c in f[k]}) for k in ("train", "val", "test")] == [18, 3, 3]
 
 
+def test_holdout_is_the_authors_actor_split_exactly():
+    """The MPUC code: actors 1..24, random.seed(42); random.shuffle -> test 1, 4, 21; val 8,
+    9, 20 (the actors written down from the authors' split, not recomputed here)."""
+    entries = _ravdess_like()
+    (f,) = fold_manifest(entries, HOLDOUT, seed=42)["folds"]
+    spk = {e.clip_id: int(e.speaker.split("_")[1]) for e in entries}
+    actors = {k: sorted({spk[c] for c in f[k]}) for k in ("train", "val", "test")}
+    assert actors["test"] == [1, 4, 21] and actors["val"] == [8, 9, 20]
+    assert actors["train"] == sorted(set(range(1, 25)) - {1, 4, 21, 8, 9, 20})
+    # the order of the manifest does not matter (actors are put in natural order first)
+    (g,) = fold_manifest(entries[::-1], HOLDOUT, seed=42)["folds"]
+    assert g == f
+
+
+KFOLD_811 = FoldScheme("kfold_811", "kfold_811", n_folds=10)
+
+
+def test_kfold_811_rotates_test_and_validation_folds():
+    entries = _ravdess_like()
+    m = fold_manifest(entries, KFOLD_811, seed=42)
+    folds = m["folds"]
+    assert len(folds) == 10
+    ids = sorted(e.clip_id for e in entries)
+    assert sorted(c for f in folds for c in f["test"]) == ids
+    assert sorted(c for f in folds for c in f["val"]) == ids
+    for i, f in enumerate(folds):
+        assert f["val"] == folds[(i + 1) % 10]["test"]  # 8:1:1, validation = the next fold
+        assert sorted(f["train"] + f["val"] + f["test"]) == ids
+        n = len(entries)
+        assert abs(len(f["test"]) - n / 10) <= 8 and abs(len(f["train"]) - 0.8 * n) <= 16
+    with pytest.raises(FoldError, match="at least 3 folds"):
+        make_folds(entries, FoldScheme("k", "kfold_811", n_folds=2), 0)
+
+
 def test_deterministic_from_seed():
     entries = _ravdess_like()
     assert fold_manifest(entries, ACTOR_10, 7) == fold_manifest(entries, ACTOR_10, 7)

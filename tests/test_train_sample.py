@@ -48,6 +48,7 @@ def test_pretrain_and_evaluate_on_real_mel_and_spectrogram_shards(sample_clips, 
         },
         train={
             "folds": [0],
+            "seeds": [],
             "threads": 1,
             "tcn": {
                 "bn_chan": 8,

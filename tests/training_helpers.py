@@ -114,3 +114,46 @@ def pretrain_task(root: Path, modalities: tuple[str, ...] = ("mel", "landmarks")
     )
     return PretrainTask(enc, train, val, tc, pc, ctx or DistContext()), pc.optim
 
+
+def mosei_project(
+    tmp: Path,
+    sample_clip: Path,
+    shape: Any,
+    corpus_name: str = "synth",
+    modalities: tuple[str, ...] = ("mel", "spectrogram"),
+) -> Path:
+    """A project whose clips.csv is what ingest writes from the MOSEI adapter on MOSEI-shaped
+    .csd files (a sample mp4 stands in for each video), with synthetic feature shards."""
+    import shutil
+
+    from pipeline.corpora import get_adapter
+    from pipeline.corpora.mosei_shaped import dominant_class, write_mosei_shaped
+    from pipeline.folds import fold_manifest
+    from pipeline.ingest import ingest
+    from pipeline.manifest import dump_json, read_manifest, write_manifest
+    from pipeline.paths import Layout
+    from pipeline.training.synthetic import write_synthetic_features
+
+    corpus, root = tmp / "CMU_MOSEI", tmp / "proj"
+    counts = write_mosei_shaped(corpus, shape)
+    assert counts["no_emotion"] > 0
+    adapter = get_adapter("mosei", corpus)
+    for vid in {c.clip_id.rsplit("_", 1)[0] for c in adapter.clips()}:
+        video = corpus / adapter.video_path(vid, 0)
+        video.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(sample_clip, video)
+    result = ingest(adapter)
+    assert not result.failures
+    lay = Layout(corpus_name, root=root)
+    write_manifest(lay.clips_csv, result.entries)
+    entries = read_manifest(lay.clips_csv)
+    write_synthetic_features(
+        root,
+        entries,
+        [dominant_class(e.scores) for e in entries],
+        SyntheticSpec(corpus=corpus_name, n_classes=7, spec_size=16, face_size=16),
+        modalities,
+    )
+    scheme = FoldScheme("sdk_standard", "predefined", split_by="split")
+    dump_json(lay.folds_dir / "sdk_standard.json", fold_manifest(entries, scheme, 0))
+    return root

@@ -5,7 +5,11 @@ two-digit fields: modality (01 full-AV, 02 video-only, 03 audio-only), vocal cha
 (01 speech, 02 song), emotion (01 neutral .. 08 surprised), intensity (01 normal, 02 strong),
 statement (01 "Kids are talking by the door", 02 "Dogs are sitting by the door"),
 repetition (01, 02) and actor (01..24; odd male, even female). The statement gives the
-transcript. The papers use the full-AV speech files (modality 01, vocal channel 01).
+transcript. Default: the full-AV speech files (modality 01, vocal channel 01), 1,440 clips.
+The MPUC paper counts "2,880 recordings": its authors' loader takes the full-AV and the
+video-only speech files (1,440 each) and pairs each with the audio-only file of the same
+take for the sound. ``modalities=("full-AV", "video-only")`` lists both kinds, but the
+video-only files carry no audio and are not paired here, so audio features fail on them.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 - :class:`SpecCNN`: ``layers`` x (3x3 conv, padding 1, ReLU, 2x2 max-pool), ``channels``
   each, on 128 x 128 spectrogram segments; the flattened map (8 x 8 x 8 = 512) is the audio
   embedding. Input ``(B, S, H, W)`` segments with a ``(B, S)`` mask: the embedding is the
-  mean over valid segments (S = 1 in the paper).
+  mean over valid segments (``evaluate.qian_han.segments``: all of an utterance's ~1 s
+  segments, or S = 1, the first).
 - :class:`AttentionLSTM`: unidirectional LSTM over word vectors ``(B, T, D)``; attention
   scores are the dot products of each output with the last hidden state (the authors'
   code), softmax over valid words; the embedding is the weighted sum.
@@ -41,9 +42,18 @@ class SpecCNN(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         b, s = x.shape[:2]
-        h = x.float().reshape(b * s, 1, *x.shape[2:]).contiguous(memory_format=torch.channels_last)
-        h = self.convs(h).contiguous()  # flatten in (channel, row, column) order
-        return masked_mean(h.reshape(b, s, -1), mask)
+        if s > 1:  # many segments: run the convolutions on the valid ones only
+            keep = mask.reshape(-1)
+            out = x.new_zeros((b * s, self.out_dim), dtype=torch.float32)
+            if keep.any():
+                out[keep] = self._embed(x.reshape(b * s, *x.shape[2:])[keep])
+            return masked_mean(out.reshape(b, s, -1), mask)
+        return masked_mean(self._embed(x.reshape(b, *x.shape[2:])).reshape(b, s, -1), mask)
+
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, H, W) segments -> (N, out_dim)."""
+        h = x.float().unsqueeze(1).contiguous(memory_format=torch.channels_last)
+        return self.convs(h).contiguous().reshape(len(x), -1)  # (channel, row, column) order
 
 
 class AttentionLSTM(nn.Module):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Literal
 
-from ..config import ConfigError
+from ..config import ConfigError, build, to_dict
 from ..models.config import (
     LSTMConfig,
     R2Plus1DConfig,
@@ -127,6 +127,9 @@ class TrainConfig:
     # MPUC RAVDESS: faces, mel, landmarks; CMU-MOSEI adds words.
     modalities: tuple[str, ...] = ("faces", "mel", "landmarks")
     seed: int = 0
+    # Run every fold of pretrain and evaluate once per seed; metrics are mean +- std over all
+    # (seed, fold) runs. () = just ``seed``.
+    seeds: tuple[int, ...] = ()
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when present
     num_workers: int = 0  # DataLoader worker processes (each opens its own HDF5 handles)
     threads: int = 0  # torch CPU threads per process; 0 = PyTorch's default (all cores)
@@ -159,6 +162,8 @@ class TrainConfig:
             raise ConfigError(f"{key}.modalities: a modality is listed twice")
         if self.threads < 0:
             raise ConfigError(f"{key}.threads: must be >= 0")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"{key}.seeds: a seed is listed twice")
         if self.num_workers < 0 or self.feature_dim <= 0 or self.projection_hidden <= 0:
             raise ConfigError(f"{key}: num_workers >= 0, feature_dim and projection_hidden > 0")
         if self.checkpoint_seconds < 0:
@@ -166,6 +171,14 @@ class TrainConfig:
 
     def input(self, modality: str) -> InputConfig:
         return getattr(self.inputs, modality)
+
+    def run_seeds(self) -> tuple[int, ...]:
+        return self.seeds or (self.seed,)
+
+    def run_suffix(self, seed: int) -> str:
+        """Names a seed's files and results: "" with a single seed (fold-<k>.pt, as
+        before), "-seed-<s>" with several (fold-<k>-seed-<s>.pt)."""
+        return "" if len(self.run_seeds()) == 1 else f"-seed-{seed}"
 
 
 @dataclass(frozen=True)
@@ -217,6 +230,13 @@ class QianHanConfig:
     discriminator_hidden: int = 256  # "a single hidden layer"; its width is not given
     dropout: float = 0.0  # before the classifier; the authors' code: 0.7
     window_seconds: float = 0.0  # 0 = whole utterance (no temporal augmentation)
+    # Which ~1 s spectrogram segments of an utterance the CNN sees (the paper divides
+    # utterances into ~1 s segments and does not say how they are combined):
+    # all: every segment (up to max_segments), the CNN's outputs averaged over the valid
+    # segments into one utterance embedding, in training and at test (so a test utterance is
+    # judged on all of its audio); first: the first segment only, in training and test.
+    segments: Literal["all", "first"] = "all"
+    max_segments: int = 10  # all: segments kept from the start (10 x 1.02 s; IEMOCAP ~4.5 s)
     optim: OptimConfig = field(
         default_factory=lambda: OptimConfig(
             name="adam",
@@ -233,6 +253,8 @@ class QianHanConfig:
     def validate(self, key: str) -> None:
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(f"{key}.alpha: must be in [0, 1], got {self.alpha}")
+        if self.max_segments < 1:
+            raise ConfigError(f"{key}.max_segments: must be >= 1, got {self.max_segments}")
         if self.audio == self.text:
             raise ConfigError(f"{key}: audio and text must be different modalities")
         for k in ("audio", "text"):
@@ -259,11 +281,16 @@ class EvaluateConfig:
     """Section ``evaluate``: which methods run over the folds, and their settings."""
 
     methods: tuple[str, ...] = ("probe", "probe_untrained", "unimodal", "late_fusion", "attention")
-    # auto: multi-label when the manifest has score_<emotion> columns and no labels (MOSEI).
+    # auto: multi-label when the manifest has score_<emotion> columns (CMU-MOSEI, whose
+    # dominant-emotion label column is then ignored); single: the label column.
     task: Literal["auto", "single", "multi"] = "auto"
     multilabel_threshold: float = 0.0  # an emotion is present when its score is above this
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     unimodal: OptimConfig = field(default_factory=OptimConfig)
+    # Per modality, keys that replace those of ``unimodal`` for that modality's baseline
+    # (MPUC §IV-B lists its own settings per modality), e.g.
+    # {mel: {lr: 0.001, step_epochs: 10, max_epochs: 100, patience: 0}, faces: {lr: 0.01}}.
+    unimodal_by_modality: dict[str, dict] = field(default_factory=dict)
     late_fusion: OptimConfig = field(default_factory=OptimConfig)
     attention: AttentionConfig = field(default_factory=AttentionConfig)
     qian_han: QianHanConfig = field(default_factory=QianHanConfig)
@@ -276,3 +303,19 @@ class EvaluateConfig:
                 )
         if not self.methods:
             raise ConfigError(f"{key}.methods: list at least one method")
+        for m in self.unimodal_by_modality:
+            if m not in InputsConfig.names():
+                raise ConfigError(
+                    f"{key}.unimodal_by_modality: unknown modality {m!r}; known: "
+                    + ", ".join(InputsConfig.names())
+                )
+            self.unimodal_optim(m, f"{key}.unimodal_by_modality.{m}")
+
+    def unimodal_optim(self, modality: str, key: str = "evaluate.unimodal") -> OptimConfig:
+        """``unimodal`` with the modality's ``unimodal_by_modality`` keys replaced."""
+        over = self.unimodal_by_modality.get(modality) or {}
+        if not isinstance(over, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {over!r}")
+        if not over:
+            return self.unimodal
+        return build(OptimConfig, {**to_dict(self.unimodal), **over}, key)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,7 +17,7 @@ from ..paths import Layout
 from ..store import FeatureReader
 from ..store.format import INDEX_NAME
 from ..store.reader import ShardError
-from .config import InputsConfig, TrainConfig
+from .config import InputConfig, InputsConfig, TrainConfig
 from .windowset import DataError
 
 if TYPE_CHECKING:  # torch: imported when a dataset is built, not to read folds
@@ -47,9 +47,13 @@ class LabelSpace:
 
 
 def label_space(entries: Sequence[ManifestEntry], task: str, threshold: float) -> LabelSpace:
+    """``auto`` is multi-label whenever the manifest has ``score_<emotion>`` columns (only
+    multi-label corpora, CMU-MOSEI, write them): MOSEI's ``label`` column holds the dominant
+    emotion for reading, never the task. In a multi-label task a clip is labelled when it has
+    scores, so clips with no emotion present (all scores 0) are kept, their target all 0."""
     labels = sorted({e.label for e in entries if e.label})
     scores = sorted({k for e in entries for k in e.scores})
-    multi = task == "multi" or (task == "auto" and not labels and bool(scores))
+    multi = task == "multi" or (task == "auto" and bool(scores))
     names = tuple(scores if multi else labels)
     if len(names) < 2:
         what = "score_<emotion> columns" if multi else "labels"
@@ -152,8 +156,11 @@ class CorpusData:
         views: int = 1,
         random_windows: bool = False,
         seed: int | None = None,
+        inputs: Mapping[str, InputConfig] | None = None,
     ) -> WindowDataset:
+        """``inputs`` replaces ``train.inputs`` for the modalities it names."""
         ids = self.usable(clip_ids, modalities)
+        inputs = inputs or {}
         entries = [self.entries[c] for c in ids]
         targets = np.stack([self.labels.encode(e) for e in entries]) if ids else np.zeros(0)
         durations = [e.duration if e.duration > 0 else max(e.end - e.start, 0.0) for e in entries]
@@ -161,7 +168,7 @@ class CorpusData:
 
         return WindowDataset(
             {m: self.feature_dir(m) for m in modalities},
-            {m: self.cfg.input(m) for m in modalities},
+            {m: inputs.get(m) or self.cfg.input(m) for m in modalities},
             ids,
             targets,
             durations,

@@ -27,7 +27,7 @@ from ..config import build, to_dict
 from ..hashing import file_sha256
 from ..models.factory import build_branches, build_encoder
 from .checkpoint import Checkpointer, load, run_key
-from .config import EvaluateConfig, TrainConfig
+from .config import EvaluateConfig, InputConfig, QianHanConfig, TrainConfig
 from .data import CorpusData, Fold
 from .dataset import fit_standardizer
 from .distributed import DistContext
@@ -55,6 +55,7 @@ class Evaluator:
     ctx: DistContext
     models_dir: Path  # where the pretrain stage wrote fold-<k>.pt
     checkpoint_dir: Path
+    run_suffix: str = ""  # this seed's file suffix (TrainConfig.run_suffix)
 
     def runs(self) -> Iterator[tuple[str, str, tuple[str, ...]]]:
         """(result name, method, modalities) for every configured method."""
@@ -101,7 +102,7 @@ class Evaluator:
         sets = {s: data.dataset(getattr(fold, s), mods) for s in ("train", "val", "test")}
         token: dict[str, Any] = {}
         if method == "probe":
-            path = self.models_dir / f"fold-{fold.number}.pt"
+            path = self.models_dir / f"fold-{fold.number}{self.run_suffix}.pt"
             if not path.exists():
                 raise FileNotFoundError(
                     f"{path}: no pretrained encoder for fold {fold.number}; run the pretrain "
@@ -141,7 +142,10 @@ class Evaluator:
     # -- supervised baselines ------------------------------------------------------------
     def _supervised(self, name: str, method: str, mods: tuple[str, ...], fold: Fold) -> FoldOutcome:
         cfg = self.train_cfg
-        optim = self.cfg.attention.optim if method == "attention" else getattr(self.cfg, method)
+        if method == "unimodal":
+            optim = self.cfg.unimodal_optim(mods[0])
+        else:
+            optim = self.cfg.attention.optim if method == "attention" else getattr(self.cfg, method)
         train_ds = self.data.dataset(fold.train, mods, random_windows=True)
         stats = fit_standardizer(train_ds, mods)
         torch.manual_seed(cfg.seed)
@@ -159,11 +163,13 @@ class Evaluator:
         qh, cfg = self.cfg.qian_han, self.train_cfg
         mods = (qh.audio, qh.text)
         alpha = qh.alpha if method == "qian_han" else 0.0
+        inputs = segment_inputs(cfg, qh)
         train_ds = self.data.dataset(
             fold.train,
             mods,
             window_seconds=qh.window_seconds,
             random_windows=qh.window_seconds > 0,
+            inputs=inputs,
         )
         stats = fit_standardizer(train_ds, mods)
         torch.manual_seed(cfg.seed)
@@ -185,14 +191,23 @@ class Evaluator:
         )
         extra = (qh.audio, qh.text, alpha, qh.negatives)
         return self._fit_supervised(
-            name, model, mods, fold, qh.optim, train_ds, extra, qh.window_seconds
+            name, model, mods, fold, qh.optim, train_ds, extra, qh.window_seconds, inputs
         )
 
     def _fit_supervised(
-        self, name, model, mods, fold, optim, train_ds, qian_han, window_seconds=None
+        self,
+        name,
+        model,
+        mods,
+        fold,
+        optim,
+        train_ds,
+        qian_han,
+        window_seconds=None,
+        inputs=None,
     ) -> FoldOutcome:
-        val_ds = self.data.dataset(fold.val, mods, window_seconds=window_seconds)
-        test_ds = self.data.dataset(fold.test, mods, window_seconds=window_seconds)
+        val_ds = self.data.dataset(fold.val, mods, window_seconds=window_seconds, inputs=inputs)
+        test_ds = self.data.dataset(fold.test, mods, window_seconds=window_seconds, inputs=inputs)
         task = SupervisedTask(
             model, train_ds, val_ds, self.data.labels, optim, self.train_cfg, self.ctx, qian_han
         )
@@ -212,9 +227,18 @@ class Evaluator:
         return FoldOutcome(metrics, y_true, y_pred, fit_summary)
 
 
+def segment_inputs(cfg: TrainConfig, qh: QianHanConfig) -> dict[str, InputConfig]:
+    """The CNN's input for ``qian_han.segments``: the first ~1 s segment (steps 1), or up to
+    ``max_segments`` segments in order, which the CNN pools (masked mean of its outputs)."""
+    steps = 1 if qh.segments == "first" else qh.max_segments
+    return {qh.audio: replace(cfg.input(qh.audio), steps=steps, mode="sequence")}
+
+
 def model_params(cfg: TrainConfig) -> dict[str, Any]:
     """The parts of ``train`` that define a model and its data (not where or how it runs)."""
-    d = to_dict(replace(cfg, folds=(), num_workers=0, threads=0, device="auto", cache_clips=False))
+    d = to_dict(
+        replace(cfg, folds=(), seeds=(), num_workers=0, threads=0, device="auto", cache_clips=False)
+    )
     for k in ("checkpoint_dir", "checkpoint_seconds"):
         d.pop(k)
     return d

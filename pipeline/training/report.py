@@ -57,8 +57,9 @@ def evaluation_summary(
     corpus: str,
     scheme: str,
     labels: LabelSpace,
-    per_method: Mapping[str, Mapping[int, Mapping[str, float]]],
+    per_method: Mapping[str, Mapping[str, Mapping[str, float]]],
     reference: Mapping[int, float],
+    seeds: Sequence[int] = (),
 ) -> dict[str, Any]:
     """The metrics document: per method mean, std and per-fold values; chance levels."""
     key = headline(labels.multi_label)
@@ -71,6 +72,7 @@ def evaluation_summary(
         "headline": key,
         "chance": chance,
         "majority": float(np.mean(list(reference.values()))) if reference else chance,
+        "seeds": list(seeds),
         "methods": {},
     }
     for name, folds in per_method.items():
@@ -110,6 +112,9 @@ def markdown_report(doc: Mapping[str, Any], pretrain: Mapping[str, Any] | None) 
         f"Best: **{best_name}** at {_fmt(best)} %, {100 * (best - chance):+.2f} points above "
         f"chance ({best / chance:.2f}x chance).",
     ]
+    noise = noise_line(doc)
+    if noise:
+        lines.append(noise)
     if "probe" in doc["methods"] and "probe_untrained" in doc["methods"]:
         a = doc["methods"]["probe"]["mean"][key]
         b = doc["methods"]["probe_untrained"]["mean"][key]
@@ -123,6 +128,27 @@ def markdown_report(doc: Mapping[str, Any], pretrain: Mapping[str, Any] | None) 
             if v is not None:
                 lines.append(f"- {k}: {v:.4g}")
     return "\n".join(lines) + "\n"
+
+
+def noise_line(doc: Mapping[str, Any]) -> str:
+    """How far apart two methods' means must be to differ: 2 standard errors of the
+    difference (about 95 %), the runs (seeds x folds) taken as independent, with the median
+    standard deviation of the methods."""
+    key = doc["headline"]
+    methods = doc["methods"].values()
+    stds = [m["std"].get(key) for m in methods]
+    stds = [x for x in stds if x is not None and x == x]
+    n = min((len(m["folds"]) for m in methods), default=0)
+    if not stds or n < 2:
+        return ""
+    gap = 2 * np.sqrt(2) * float(np.median(stds)) / np.sqrt(n)
+    k = len(doc.get("seeds") or [0])
+    runs = f"{n} runs ({k} seeds x {n // k} folds)"
+    return (
+        f"Mean ± std over {runs}. Two methods differ (about 95 %) when their means are more "
+        f"than ~{100 * gap:.1f} points apart (2 standard errors of the difference, median "
+        f"std); closer methods are within the noise."
+    )
 
 
 def finite(obj: Any) -> Any:

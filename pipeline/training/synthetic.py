@@ -77,26 +77,14 @@ def write_synthetic_corpus(
     rng = np.random.default_rng(spec.seed)
     lay = Layout(spec.corpus, root=Path(root))
     classes = [f"class{c}" for c in range(spec.n_classes)]
-    class_vec = rng.normal(size=(spec.n_classes, spec.latent))
-    freqs = rng.uniform(0.5, 2.0, size=spec.n_classes)
-    dims = {
-        "mel": spec.mel_bins,
-        "spectrogram": spec.spec_size**2,
-        "faces": spec.face_size**2 * 3,
-        "landmarks": 68 * 2,
-        "words": spec.word_dim,
-    }
-    proj = {m: rng.normal(size=(spec.latent, d)) / np.sqrt(spec.latent) for m, d in dims.items()}
-    shape = rng.uniform(0.2, 0.8, size=(68, 2))
-
+    model = _draw_model(spec, rng)
     entries, clips = [], []
     for s in range(spec.n_speakers):
         for c in range(spec.n_classes):
             for r in range(spec.clips_per_class_speaker):
                 cid = f"s{s:02d}-c{c}-r{r:02d}"
                 dur = float(rng.uniform(spec.min_seconds, spec.max_seconds))
-                phase = rng.uniform(0, 2 * np.pi)
-                clip_vec = rng.normal(0, 0.5, size=spec.latent)
+                extra = (rng.uniform(0, 2 * np.pi), rng.normal(0, 0.5, size=spec.latent))
                 entries.append(
                     ManifestEntry(
                         clip_id=cid,
@@ -109,7 +97,53 @@ def write_synthetic_corpus(
                         has_video=True,
                     )
                 )
-                clips.append((cid, c, dur, phase, clip_vec))
+                clips.append((cid, c, dur, *extra))
+    _write_features(lay, spec, rng, model, clips, modalities)
+    write_manifest(lay.clips_csv, entries)
+    for scheme in schemes:
+        dump_json(lay.folds_dir / f"{scheme.name}.json", fold_manifest(entries, scheme, spec.seed))
+    return entries
+
+
+def write_synthetic_features(
+    root: str | Path,
+    entries: Sequence[ManifestEntry],
+    class_of: Sequence[int],
+    spec: SyntheticSpec | None = None,
+    modalities: Sequence[str] = ("mel", "landmarks"),
+) -> None:
+    """Feature shards for the clips of an existing manifest (e.g. one a corpus adapter
+    wrote), clip i carrying the hidden signal of class ``class_of[i]`` (0..n_classes-1)."""
+    spec = spec or SyntheticSpec()
+    rng = np.random.default_rng(spec.seed)
+    model = _draw_model(spec, rng)
+    clips = []
+    for e, c in zip(entries, class_of, strict=True):
+        dur = e.duration if e.duration > 0 else max(e.end - e.start, 0.0)
+        dur = dur or float(rng.uniform(spec.min_seconds, spec.max_seconds))
+        extra = (rng.uniform(0, 2 * np.pi), rng.normal(0, 0.5, size=spec.latent))
+        clips.append((e.clip_id, int(c), dur, *extra))
+    _write_features(Layout(spec.corpus, root=Path(root)), spec, rng, model, clips, modalities)
+
+
+def _draw_model(spec: SyntheticSpec, rng: np.random.Generator) -> tuple:
+    """Class vectors, class frequencies, per-modality projections, a landmark shape."""
+    class_vec = rng.normal(size=(spec.n_classes, spec.latent))
+    freqs = rng.uniform(0.5, 2.0, size=spec.n_classes)
+    dims = {
+        "mel": spec.mel_bins,
+        "spectrogram": spec.spec_size**2,
+        "faces": spec.face_size**2 * 3,
+        "landmarks": 68 * 2,
+        "words": spec.word_dim,
+    }
+    proj = {m: rng.normal(size=(spec.latent, d)) / np.sqrt(spec.latent) for m, d in dims.items()}
+    shape = rng.uniform(0.2, 0.8, size=(68, 2))
+    return class_vec, freqs, proj, shape
+
+
+def _write_features(lay, spec: SyntheticSpec, rng, model, clips, modalities) -> None:
+    class_vec, freqs, proj, shape = model
 
     def hidden(c: int, t: np.ndarray, *, phase: float, clip_vec: np.ndarray) -> np.ndarray:
         amp = 1.0 + 0.5 * np.sin(2 * np.pi * freqs[c] * t + phase)
@@ -129,10 +163,6 @@ def write_synthetic_corpus(
                 signal = functools.partial(hidden, c, phase=phase, clip_vec=clip_vec)
                 feats = _modality(m, spec, rng, dur, signal, proj[m], shape)
                 writer.add(cid, feats, source_sha256=cid)
-    write_manifest(lay.clips_csv, entries)
-    for scheme in schemes:
-        dump_json(lay.folds_dir / f"{scheme.name}.json", fold_manifest(entries, scheme, spec.seed))
-    return entries
 
 
 def _primary(modality: str) -> str:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -61,30 +63,37 @@ def run_pretrain(params: Params, root: str | Path = ".") -> int:
     with distributed(tc.device, tc.threads) as ctx:
         data = CorpusData(Layout(corpus, root=root), tc, ec.task, ec.multilabel_threshold)
         per_fold, curves, written = {}, {}, set()
-        for fold in data.folds():
-            key = run_key(
-                stage="pretrain",
-                fold=[fold.train, fold.val, fold.test],
-                train=model_params(tc),
-                pretrain=to_dict(pc),
-                world=ctx.world_size,
-                features=data.feature_fingerprint(tc.modalities),
-            )
-            ckpt = Checkpointer(
-                checkpoint_dir(root, tc, corpus),
-                f"pretrain-fold{fold.number}-{key}",
-                writer=ctx.is_main,
-                interval_s=tc.checkpoint_seconds,
-                sync=ctx.barrier,
-            )
-            res = pretrain_fold(data, fold, tc, pc, ctx, ckpt)
-            per_fold[fold.number] = res.metrics
-            curves[fold.number] = res.fit.history
-            if ctx.is_main:
-                name = f"fold-{fold.number}.pt"
-                atomic_save(res.payload(fold.number, tc, pc), out / name)
-                written.add(name)
-            log.info("pretrain fold %d: %s", fold.number, json.dumps(res.metrics))
+        timing: dict[str, dict[str, float]] = {}
+        for seed in tc.run_seeds():
+            tcs = replace(tc, seed=seed)
+            data.cfg = tcs  # datasets draw their windows from the run's seed
+            for fold in data.folds():
+                run = f"{fold.number}{tc.run_suffix(seed)}"
+                key = run_key(
+                    stage="pretrain",
+                    fold=[fold.train, fold.val, fold.test],
+                    train=model_params(tcs),
+                    pretrain=to_dict(pc),
+                    world=ctx.world_size,
+                    features=data.feature_fingerprint(tc.modalities),
+                )
+                ckpt = Checkpointer(
+                    checkpoint_dir(root, tc, corpus),
+                    f"pretrain-fold{run}-{key}",
+                    writer=ctx.is_main,
+                    interval_s=tc.checkpoint_seconds,
+                    sync=ctx.barrier,
+                )
+                t0 = time.perf_counter()
+                res = pretrain_fold(data, fold, tcs, pc, ctx, ckpt)
+                _tally(timing, "pretrain", time.perf_counter() - t0, res.fit.epochs)
+                per_fold[run] = res.metrics
+                curves[run] = res.fit.history
+                if ctx.is_main:
+                    name = f"fold-{run}.pt"
+                    atomic_save(res.payload(fold.number, tcs, pc), out / name)
+                    written.add(name)
+                log.info("pretrain fold %s: %s", run, json.dumps(res.metrics))
         if ctx.is_main:
             for old in out.glob("fold-*.pt"):
                 if old.name not in written:
@@ -94,6 +103,7 @@ def run_pretrain(params: Params, root: str | Path = ".") -> int:
                 "scheme": tc.scheme,
                 "modalities": list(tc.modalities),
                 "loss": pc.loss,
+                "seeds": list(tc.run_seeds()),
                 "mean": s["mean"],
                 "std": s["std"],
                 "folds": {str(k): v for k, v in per_fold.items()},
@@ -101,11 +111,27 @@ def run_pretrain(params: Params, root: str | Path = ".") -> int:
             rep = reports_dir(root, corpus)
             dump_json(rep / "pretrain.json", finite(doc))
             write_curves(rep / "pretrain_curves", curves)
+            write_timing(rep / "timing-pretrain.json", timing)
         ctx.barrier()
     return 0
 
 
-def write_curves(out: Path, per_fold: dict[int, list[dict]]) -> None:
+def _tally(timing: dict[str, dict[str, float]], name: str, seconds: float, epochs: int) -> None:
+    t = timing.setdefault(name, {"seconds": 0.0, "epochs": 0, "runs": 0})
+    t["seconds"] += seconds
+    t["epochs"] += int(epochs)
+    t["runs"] += 1
+
+
+def write_timing(path: Path, timing: dict[str, dict[str, float]]) -> None:
+    """Wall time and epochs per method (not a DVC metric: it changes on every run). A run
+    taken whole from a finished checkpoint counts its epochs but hardly any time."""
+    for t in timing.values():
+        t["seconds_per_epoch"] = t["seconds"] / t["epochs"] if t["epochs"] else float("nan")
+    dump_json(path, finite(timing))
+
+
+def write_curves(out: Path, per_fold: dict[str, list[dict]]) -> None:
     """One CSV per fold (epoch, train_loss, val_loss, lr) for DVC's line plots."""
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("*.csv"):
@@ -137,32 +163,43 @@ def run_evaluate(params: Params, root: str | Path = ".") -> int:
     corpus = params.corpus.name
     with distributed(tc.device, tc.threads) as ctx:
         data = CorpusData(Layout(corpus, root=root), tc, ec.task, ec.multilabel_threshold)
-        ev = Evaluator(
-            data,
-            tc,
-            ec,
-            ctx,
-            models_dir(root, corpus, tc.scheme),
-            checkpoint_dir(root, tc, corpus),
-        )
         folds = data.folds()
-        per_method: dict[str, dict[int, dict[str, float]]] = {}
+        per_method: dict[str, dict[str, dict[str, float]]] = {}
         confusions: dict[str, list[list[str]]] = {}
-        for name, method, mods in ev.runs():
-            for fold in folds:
-                outcome = ev.run(name, method, mods, fold)
-                per_method.setdefault(name, {})[fold.number] = outcome.metrics
-                confusions.setdefault(name, []).extend(
-                    confusion_rows(data.labels, outcome.y_true, outcome.y_pred)
-                )
-                log.info("%s fold %d: %s", name, fold.number, _short(outcome.metrics))
+        timing: dict[str, dict[str, float]] = {}
+        for seed in tc.run_seeds():
+            tcs = replace(tc, seed=seed)
+            data.cfg = tcs
+            ev = Evaluator(
+                data,
+                tcs,
+                ec,
+                ctx,
+                models_dir(root, corpus, tc.scheme),
+                checkpoint_dir(root, tc, corpus),
+                tc.run_suffix(seed),
+            )
+            for name, method, mods in ev.runs():
+                for fold in folds:
+                    run = f"{fold.number}{ev.run_suffix}"
+                    t0 = time.perf_counter()
+                    outcome = ev.run(name, method, mods, fold)
+                    _tally(timing, name, time.perf_counter() - t0, outcome.fit.get("epochs", 0))
+                    per_method.setdefault(name, {})[run] = outcome.metrics
+                    confusions.setdefault(name, []).extend(
+                        confusion_rows(data.labels, outcome.y_true, outcome.y_pred)
+                    )
+                    log.info("%s fold %s: %s", name, run, _short(outcome.metrics))
         if ctx.is_main:
             reference = {f.number: majority_accuracy(data, f) for f in folds}
-            doc = evaluation_summary(corpus, tc.scheme, data.labels, per_method, reference)
+            doc = evaluation_summary(
+                corpus, tc.scheme, data.labels, per_method, reference, tc.run_seeds()
+            )
             rep = reports_dir(root, corpus)
             pre = rep / "pretrain.json"
             pretrain = json.loads(pre.read_text()) if pre.exists() else None
             write_evaluation(rep, doc, confusions, pretrain)
+            write_timing(rep / "timing-evaluate.json", timing)
         ctx.barrier()
     return 0
 
