@@ -330,134 +330,120 @@ def run_extraction(
 ) -> RunSummary:
     """Extract ``feature`` for every entry into shards under ``out_dir`` (holding its lock)."""
     with output_lock(out_dir, feature):
-        return _run_extraction(
-            feature, config, entries, corpus_root, out_dir, cache_dir, runner, progress
+        t_start = time.perf_counter()
+        extractor = make_extractor(feature, config)
+        from .config import to_dict
+
+        config_dict = worker_config(to_dict(extractor.config), getattr(extractor, "device", None))
+        # Absolute paths: workers on a cluster need not share the driver's working directory.
+        corpus_root = Path(corpus_root).absolute()
+        cache_root = Path(cache_dir).absolute() / feature
+        memo = MediaHashMemo(Path(cache_dir).absolute() / "media-sha256.json")
+        tasks: list[Task] = []
+        reused = 0
+        failures: list[Failure] = []
+        keys: dict[str, str] = {}
+        for e in entries:
+            try:
+                full = source_for(e, corpus_root)
+            except ValueError as err:
+                failures.append(_fail(feature, e.clip_id, str(err), type(err).__name__))
+                continue
+            if not full.sha256 and full.path.is_file():  # a manifest without hashes: hash now
+                full = replace(full, sha256=memo.get(full.path) or memo.put(
+                    full.path, file_sha256(full.path)))
+            src = restrict_source(full, extractor.source_fields)
+            key = cache_key(extractor, src)
+            path = cache_root / key[:2] / f"{key}.h5"
+            if path.exists():
+                sha = memo.get(src.path)
+                if sha is None and src.path.is_file():
+                    sha = memo.put(src.path, file_sha256(src.path))
+                if sha is not None and e.sha256 and sha != e.sha256:
+                    failures.append(_fail(
+                        feature, e.clip_id,
+                        f"{src.path.name} changed since ingest (its sha256 is now {sha[:12]}, the "
+                        f"manifest has {e.sha256[:12]}): rerun ingest",
+                        MediaChangedError.__name__,
+                    ))
+                    continue
+                problems = _cache_entry_problems(path, key, runner.verify_cache)
+                if not problems:
+                    keys[e.clip_id] = key
+                    reused += 1
+                    continue
+                log.warning("%s: %s: cache entry %s is damaged (%s); extracting it again",
+                            feature, e.clip_id, path, "; ".join(problems[:3]))
+                path.unlink(missing_ok=True)
+            keys[e.clip_id] = key
+            tasks.append(Task(e.clip_id, src, str(path), key))
+        log.info(
+            "%s: %d clips, extracting %d, reusing %d from cache (%s)",
+            feature,
+            len(entries),
+            len(tasks),
+            reused,
+            cache_root,
         )
+        outcomes: list[ClipOutcome] = []
+        by_id = {t.clip_id: t for t in tasks}
+        n_threads = 1 if (runner.n_jobs > 1 or runner.backend == "dask") else 0
+        if tasks:
+            with tqdm(total=len(tasks), desc=feature, unit="clip", disable=not progress) as bar:
 
+                def done(batch: list[ClipOutcome]) -> None:
+                    outcomes.extend(batch)
+                    bar.update(len(batch))
 
-def _run_extraction(
-    feature: str,
-    config: Any,
-    entries: Sequence[ManifestEntry],
-    corpus_root: str | Path,
-    out_dir: str | Path,
-    cache_dir: str | Path,
-    runner: RunnerConfig,
-    progress: bool,
-) -> RunSummary:
-    t_start = time.perf_counter()
-    extractor = make_extractor(feature, config)
-    from .config import to_dict
+                def lost(task: Task, reason: str) -> None:
+                    done([ClipOutcome(task.clip_id, False, 0.0, reason, "WorkerDied")])
 
-    config_dict = worker_config(to_dict(extractor.config), getattr(extractor, "device", None))
-    # Absolute paths: workers on a cluster need not share the driver's working directory.
-    corpus_root = Path(corpus_root).absolute()
-    cache_root = Path(cache_dir).absolute() / feature
-    memo = MediaHashMemo(Path(cache_dir).absolute() / "media-sha256.json")
-    tasks: list[Task] = []
-    reused = 0
-    failures: list[Failure] = []
-    keys: dict[str, str] = {}
-    for e in entries:
-        try:
-            full = source_for(e, corpus_root)
-        except ValueError as err:
-            failures.append(_fail(feature, e.clip_id, str(err), type(err).__name__))
-            continue
-        if not full.sha256 and full.path.is_file():  # a manifest without hashes: hash now
-            full = replace(full, sha256=memo.get(full.path) or memo.put(
-                full.path, file_sha256(full.path)))
-        src = restrict_source(full, extractor.source_fields)
-        key = cache_key(extractor, src)
-        path = cache_root / key[:2] / f"{key}.h5"
-        if path.exists():
-            sha = memo.get(src.path)
-            if sha is None and src.path.is_file():
-                sha = memo.put(src.path, file_sha256(src.path))
-            if sha is not None and e.sha256 and sha != e.sha256:
-                failures.append(_fail(
-                    feature, e.clip_id,
-                    f"{src.path.name} changed since ingest (its sha256 is now {sha[:12]}, the "
-                    f"manifest has {e.sha256[:12]}): rerun ingest",
-                    MediaChangedError.__name__,
-                ))
-                continue
-            problems = _cache_entry_problems(path, key, runner.verify_cache)
-            if not problems:
-                keys[e.clip_id] = key
-                reused += 1
-                continue
-            log.warning("%s: %s: cache entry %s is damaged (%s); extracting it again",
-                        feature, e.clip_id, path, "; ".join(problems[:3]))
-            path.unlink(missing_ok=True)
-        keys[e.clip_id] = key
-        tasks.append(Task(e.clip_id, src, str(path), key))
-    log.info(
-        "%s: %d clips, extracting %d, reusing %d from cache (%s)",
-        feature,
-        len(entries),
-        len(tasks),
-        reused,
-        cache_root,
-    )
-    outcomes: list[ClipOutcome] = []
-    by_id = {t.clip_id: t for t in tasks}
-    n_threads = 1 if (runner.n_jobs > 1 or runner.backend == "dask") else 0
-    if tasks:
-        with tqdm(total=len(tasks), desc=feature, unit="clip", disable=not progress) as bar:
-
-            def done(batch: list[ClipOutcome]) -> None:
-                outcomes.extend(batch)
-                bar.update(len(batch))
-
-            def lost(task: Task, reason: str) -> None:
-                done([ClipOutcome(task.clip_id, False, 0.0, reason, "WorkerDied")])
-
-            run_batches(
-                _run_batch,
-                _batches(tasks, runner.batch_clips),
-                (feature, config_dict, runner, n_threads, os.getpid()),
-                runner,
-                key=lambda t: t.clip_id,
-                on_done=done,
-                on_lost=lost,
+                run_batches(
+                    _run_batch,
+                    _batches(tasks, runner.batch_clips),
+                    (feature, config_dict, runner, n_threads, os.getpid()),
+                    runner,
+                    key=lambda t: t.clip_id,
+                    on_done=done,
+                    on_lost=lost,
+                )
+        _remove_leftovers(cache_root)
+        setup = [o for o in outcomes if o.setup_failed]
+        if setup:
+            raise StageError(
+                f"{feature}: the extractor could not load its model, so no clip was extracted and "
+                f"the previous output is left as it was: {setup[0].reason}"
             )
-    _remove_leftovers(cache_root)
-    setup = [o for o in outcomes if o.setup_failed]
-    if setup:
-        raise StageError(
-            f"{feature}: the extractor could not load its model, so no clip was extracted and "
-            f"the previous output is left as it was: {setup[0].reason}"
+        for o in outcomes:
+            if o.ok and o.media_sha256:
+                memo.put(by_id[o.clip_id].source.path, o.media_sha256)
+            if not o.ok:
+                failures.append(_fail(feature, o.clip_id, o.reason, o.exception_type))
+                log.warning("%s: %s failed: %s (%s)", feature, o.clip_id, o.reason,
+                            o.exception_type)
+        memo.save()
+        failed = {f.clip_id for f in failures}
+        _assemble(extractor, entries, keys, failed, cache_root, Path(out_dir), runner)
+        summary = RunSummary(
+            feature=feature,
+            n_clips=len(entries),
+            n_extracted=sum(o.ok and not o.reused for o in outcomes),
+            n_reused=reused + sum(o.ok and o.reused for o in outcomes),
+            failures=failures,
+            seconds=time.perf_counter() - t_start,
+            extract_seconds=sum(o.seconds for o in outcomes),
+            audio_seconds=sum(o.audio_seconds for o in outcomes if o.ok),
+            n_workers=runner.n_jobs,
         )
-    for o in outcomes:
-        if o.ok and o.media_sha256:
-            memo.put(by_id[o.clip_id].source.path, o.media_sha256)
-        if not o.ok:
-            failures.append(_fail(feature, o.clip_id, o.reason, o.exception_type))
-            log.warning("%s: %s failed: %s (%s)", feature, o.clip_id, o.reason, o.exception_type)
-    memo.save()
-    failed = {f.clip_id for f in failures}
-    _assemble(extractor, entries, keys, failed, cache_root, Path(out_dir), runner)
-    summary = RunSummary(
-        feature=feature,
-        n_clips=len(entries),
-        n_extracted=sum(o.ok and not o.reused for o in outcomes),
-        n_reused=reused + sum(o.ok and o.reused for o in outcomes),
-        failures=failures,
-        seconds=time.perf_counter() - t_start,
-        extract_seconds=sum(o.seconds for o in outcomes),
-        audio_seconds=sum(o.audio_seconds for o in outcomes if o.ok),
-        n_workers=runner.n_jobs,
-    )
-    log.info(
-        "%s: extracted %d clip(s), reused %d from cache, %d failed, in %.1f s",
-        feature,
-        summary.n_extracted,
-        summary.n_reused,
-        len(failures),
-        summary.seconds,
-    )
-    return summary
+        log.info(
+            "%s: extracted %d clip(s), reused %d from cache, %d failed, in %.1f s",
+            feature,
+            summary.n_extracted,
+            summary.n_reused,
+            len(failures),
+            summary.seconds,
+        )
+        return summary
 
 
 def _assemble(

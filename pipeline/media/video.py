@@ -17,9 +17,11 @@ set, so pixel coordinates refer to the frame as it is displayed.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -39,6 +41,19 @@ def _origin(container: av.container.InputContainer, video: av.video.stream.Video
     return 0.0
 
 
+@contextlib.contextmanager
+def _open_video(path: Path) -> Iterator[tuple[Any, Any]]:
+    """The container and its first video stream; VideoDecodeError when there is none."""
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, UnicodeDecodeError, ValueError, OSError) as e:
+        raise VideoDecodeError(f"{path}: cannot open ({e})") from e
+    with container:
+        if not container.streams.video:
+            raise VideoDecodeError(f"{path}: no video track")
+        yield container, container.streams.video[0]
+
+
 def iter_decoded(
     path: str | Path,
     fps: float = 0.0,
@@ -50,14 +65,7 @@ def iter_decoded(
     pixel format, about half the bytes of RGB) for callers that convert frames lazily with
     :func:`to_rgb`."""
     path = Path(path)
-    try:
-        container = av.open(str(path))
-    except (av.FFmpegError, UnicodeDecodeError, ValueError, OSError) as e:
-        raise VideoDecodeError(f"{path}: cannot open ({e})") from e
-    with container:
-        if not container.streams.video:
-            raise VideoDecodeError(f"{path}: no video track")
-        stream = container.streams.video[0]
+    with _open_video(path) as (container, stream):
         if threads > 0:
             stream.thread_type = "AUTO"
             stream.thread_count = threads
@@ -102,14 +110,7 @@ def frame_times(path: str | Path, start: float = 0.0, end: float = 0.0) -> np.nd
     """The presentation times of the video frames :func:`iter_decoded` yields (same origin,
     cut and kept frames), read from the packets without decoding them."""
     path = Path(path)
-    try:
-        container = av.open(str(path))
-    except (av.FFmpegError, UnicodeDecodeError, ValueError, OSError) as e:
-        raise VideoDecodeError(f"{path}: cannot open ({e})") from e
-    with container:
-        if not container.streams.video:
-            raise VideoDecodeError(f"{path}: no video track")
-        stream = container.streams.video[0]
+    with _open_video(path) as (container, stream):
         origin = _origin(container, stream)
         try:
             pts = [
