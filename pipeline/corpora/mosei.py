@@ -33,6 +33,7 @@ import io
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -60,11 +61,16 @@ def standard_folds() -> dict[str, str]:
     with needs("the CMU-MOSEI adapter", "extract"):
         from mmsdk.mmdatasdk.dataset.standard_datasets.CMU_MOSEI import cmu_mosei_std_folds as f
 
+    return folds_by_video(f)
+
+
+def folds_by_video(folds_module: Any) -> dict[str, str]:
+    """Video id -> ``train`` | ``valid`` | ``test`` from an SDK ``*_std_folds`` module."""
     out: dict[str, str] = {}
     for name, ids in (
-        ("train", f.standard_train_fold),
-        ("valid", f.standard_valid_fold),
-        ("test", f.standard_test_fold),
+        ("train", folds_module.standard_train_fold),
+        ("valid", folds_module.standard_valid_fold),
+        ("test", folds_module.standard_test_fold),
     ):
         for vid in ids:
             out[vid] = name

@@ -41,7 +41,7 @@ import numpy as np
 from ..config import FoldScheme
 from ..text.alignment import WORD_TIMES_KEY, dump_word_times
 from .base import Clip, CorpusAdapter
-from .mosei import Mosei, clip_id_for, read_sequence
+from .mosei import Mosei, clip_id_for, folds_by_video, read_sequence
 
 log = logging.getLogger(__name__)
 
@@ -69,15 +69,7 @@ def standard_folds() -> dict[str, str]:
     """Video id -> ``train`` | ``valid`` | ``test``, from the SDK's standard MOSI folds."""
     from mmsdk.mmdatasdk.dataset.standard_datasets.CMU_MOSI import cmu_mosi_std_folds as f
 
-    out: dict[str, str] = {}
-    for name, ids in (
-        ("train", f.standard_train_fold),
-        ("valid", f.standard_valid_fold),
-        ("test", f.standard_test_fold),
-    ):
-        for vid in ids:
-            out[vid] = name
-    return out
+    return folds_by_video(f)
 
 
 def seven_class(score: float) -> str:
