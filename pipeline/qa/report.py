@@ -277,7 +277,9 @@ def _section_evaluation(rep: Report, reports_dir: Path) -> None:
     if not reports_dir.exists():
         return
     plt = _plt()
-    metric_files = sorted(reports_dir.rglob("*.json"))
+    # timing-*.json: how long a run took, not a fact about the data (and never the same twice)
+    metric_files = sorted(p for p in reports_dir.rglob("*.json")
+                          if not p.name.startswith("timing-"))
     confusions = sorted(reports_dir.rglob("*confusion*.csv"))
     if not metric_files and not confusions:
         return
