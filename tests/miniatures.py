@@ -12,9 +12,7 @@ Adding a corpus: one adapter module, and one builder here.
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import io
 import os
 import shutil
 from collections.abc import Callable
@@ -22,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from pipeline.corpora.mosei_shaped import write_csd
 
 
 @dataclass
@@ -48,18 +48,6 @@ def write_csv(path: Path, header: list[str], rows: list[list]) -> None:
         w.writerows(rows)
 
 
-def write_csd(path: Path, name: str, data: dict) -> None:
-    """A computational sequence written by the CMU Multimodal SDK itself."""
-    from mmsdk.mmdatasdk import computational_sequence
-    from mmsdk.mmdatasdk.configurations.metadataconfigs import featuresetMetadataTemplate
-
-    with contextlib.redirect_stdout(io.StringIO()):
-        seq = computational_sequence(name)
-        seq.setData(data, name)
-        meta = {k: "test" for k in featuresetMetadataTemplate}
-        meta["root name"] = name
-        seq.setMetadata(meta, name)
-        seq.deploy(str(path))
 
 
 # -- RAVDESS ----------------------------------------------------------------------------------

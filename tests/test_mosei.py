@@ -1,7 +1,5 @@
 """CMU-MOSEI adapter on tiny computational sequences written with mmsdk, and raw transcripts."""
 
-import contextlib
-import io
 import json
 import shutil
 from pathlib import Path
@@ -9,13 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from mmsdk.mmdatasdk import computational_sequence
-from mmsdk.mmdatasdk.configurations.metadataconfigs import featuresetMetadataTemplate
 from mmsdk.mmdatasdk.dataset.standard_datasets.CMU_MOSEI import cmu_mosei_std_folds as sdk
 
 from pipeline.config import FoldScheme, load_params
 from pipeline.corpora import get_adapter
 from pipeline.corpora.mosei import STANDARD_FOLD_SIZES, standard_folds
+from pipeline.corpora.mosei_shaped import write_csd
 from pipeline.folds import check_folds, make_folds
 from pipeline.manifest import read_failures, read_manifest
 from pipeline.paths import Layout
@@ -36,15 +33,6 @@ WORDS = [("sp", 0.0, 0.2), ("i", 0.2, 0.4), ("don't", 0.4, 0.7), ("glorpify", 0.
          ("sp", 1.0, 1.2), ("dogs", 1.2, 1.6), ("bark", 1.6, 2.1)]  # fmt: skip
 
 
-def write_csd(path: Path, name: str, data: dict) -> None:
-    """A computational sequence written by the SDK itself."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        seq = computational_sequence(name)
-        seq.setData(data, name)
-        meta = {k: "test" for k in featuresetMetadataTemplate}
-        meta["root name"] = name
-        seq.setMetadata(meta, name)
-        seq.deploy(str(path))
 
 
 def _glove_row(i, word):
