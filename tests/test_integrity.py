@@ -117,7 +117,7 @@ def test_long_transcripts_round_trip_through_the_manifest(tmp_path, sample_clips
 
 
 @pytest.mark.parametrize("bad", ["../evil", "/etc/x", ".hidden", "a/b", ""])
-def test_names_from_files_are_checked_where_they_are_read(tmp_path, bad):
+def test_names_from_files_are_checked_where_they_are_read(tmp_path, bad, capsys):
     """Defect 4: clip ids from clips.csv or index.json, and corpus names, became paths."""
     csv_path = tmp_path / "clips.csv"
     csv_path.write_text(f"clip_id,path\n{bad},x.mp4\n")
@@ -131,7 +131,9 @@ def test_names_from_files_are_checked_where_they_are_read(tmp_path, bad):
         FeatureReader(fdir)
     with pytest.raises(ConfigError, match="not a safe corpus name"):
         params_from_dict({"corpus": {"name": bad or "."}})
+    capsys.readouterr()
     assert mer(["show", "faces", bad or "..", "--root", str(tmp_path), "-q"]) == 2
+    assert "is not a safe name" in capsys.readouterr().err
 
 
 def _one_clip_dir(tmp_path: Path, sample_clips) -> Path:
