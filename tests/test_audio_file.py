@@ -11,7 +11,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 from threadpoolctl import threadpool_limits
 
 from pipeline.cli import main as mer
@@ -20,22 +19,13 @@ from pipeline.features import make_extractor
 from pipeline.features.base import ClipSource, source_key_inputs
 from pipeline.hashing import file_sha256
 from pipeline.manifest import read_failures, read_manifest
-from pipeline.media import decode_audio, probe
+from pipeline.media import probe
 from pipeline.paths import Layout
 from pipeline.store import FeatureReader
 from pipeline.workflow import run_facts_path
+from tests.media import write_wav
 
 A, B = "1001_DFA_ANG_XX", "1002_TIE_NEU_XX"
-
-
-def write_wav(src: Path, dst: Path, seconds: float, rate: int = 16000) -> Path:
-    """``seconds`` of ``src``'s sound (zero-padded when it is shorter) as a 16-bit WAV."""
-    y = decode_audio(src, rate)
-    n = int(round(seconds * rate))
-    y = np.pad(y, (0, max(0, n - len(y))))[:n]
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(dst, y, rate, subtype="PCM_16")
-    return dst
 
 
 def mel_of(path: Path, **cut) -> np.ndarray:
@@ -50,7 +40,7 @@ def _crema(tmp_path: Path, clips: list[Path]) -> Path:
     for name, video, sound in ((A, clips[0], clips[5]), (B, clips[1], clips[1])):
         (root / "VideoFlash").mkdir(parents=True, exist_ok=True)
         shutil.copy2(video, root / "VideoFlash" / f"{name}.flv")
-        write_wav(sound, root / "AudioWAV" / f"{name}.wav", probe(video).duration)
+        write_wav(sound, root / "AudioWAV" / f"{name}.wav", probe(video).duration, rate=16000)
     return root
 
 
@@ -85,7 +75,8 @@ def test_crema_d_audio_comes_from_the_wav(tmp_path, sample_clips):
 
     # A new WAV, ingested again: its clip is extracted again from the new sound, the other
     # clip comes from the cache.
-    write_wav(sample_clips[7], wav, probe(corpus / "VideoFlash" / f"{A}.flv").duration)
+    write_wav(sample_clips[7], wav, probe(corpus / "VideoFlash" / f"{A}.flv").duration,
+              rate=16000)
     assert _run(proj, corpus, "crema-d", "mel", extra=("--ingest",)) == 0
     facts = json.loads(run_facts_path(Layout("c", proj).metrics_json("mel")).read_text())
     assert facts["extracted"] == 1 and facts["reused_from_cache"] == 1

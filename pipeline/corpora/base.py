@@ -89,7 +89,8 @@ class CorpusAdapter(ABC):
       of the corpus is still yielded (ingest records each skipped file as a failure).
     - ``fold_schemes`` are the corpus's standard splits (``folds.schemes`` entries);
       ``disjoint`` maps a scheme name to the manifest column that no two parts of one of its
-      folds may share (speaker-disjoint where the corpus says so).
+      folds may share (speaker-disjoint where the corpus says so); ``together`` names the
+      column of clips that render one take, never split by any scheme.
     """
 
     name: str = ""
@@ -100,6 +101,10 @@ class CorpusAdapter(ABC):
     layout: str = ""  # the expected on-disk layout, shown in error messages
     fold_schemes: tuple[FoldScheme, ...] = ()
     disjoint: dict[str, str] = {}
+    # A manifest column naming the take a clip renders, where several clips render one take
+    # (RAVDESS's full-AV and video-only files): the folds stage keeps each take's clips in one
+    # part of every scheme (FoldScheme.together).
+    together: str = ""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
