@@ -22,6 +22,7 @@ from pipeline.manifest import read_failures, read_manifest
 from pipeline.media import probe
 from pipeline.paths import Layout
 from pipeline.store import FeatureReader
+from pipeline.verify import verify_features
 from pipeline.workflow import run_facts_path
 from tests.media import write_wav
 
@@ -72,6 +73,8 @@ def test_crema_d_audio_comes_from_the_wav(tmp_path, sample_clips):
     assert got.attrs["audio_file"] == f"AudioWAV/{A}.wav"
     assert got.attrs["audio_sha256"] == file_sha256(wav)
     assert read_warnings(Layout("c", proj).warnings_csv("mel")) == []  # same lengths
+    lay = Layout("c", proj)
+    assert verify_features([lay.features_dir("mel")], lay.clips_csv) == []
 
     # A new WAV, ingested again: its clip is extracted again from the new sound, the other
     # clip comes from the cache.
@@ -81,6 +84,12 @@ def test_crema_d_audio_comes_from_the_wav(tmp_path, sample_clips):
     facts = json.loads(run_facts_path(Layout("c", proj).metrics_json("mel")).read_text())
     assert facts["extracted"] == 1 and facts["reused_from_cache"] == 1
     np.testing.assert_array_equal(_mel(proj, A).arrays["mel"], mel_of(wav))
+    # ingested to read the FLVs' own tracks, mel not rerun: verify says mel is stale
+    assert mer(["ingest", "--corpus", str(corpus), "--adapter", "crema-d", "--name", "c",
+                "--root", str(proj), "-q", "--set", 'corpus.options={"audio": "media"}']) == 0
+    problems = verify_features([lay.features_dir("mel")], lay.clips_csv)
+    assert len(problems) == 2 and all("the media's own audio track" in p for p in problems)
+    assert all("was made from an audio file" in p and "rerun mel" in p for p in problems)
 
 
 def test_a_wav_replaced_or_removed_after_ingest_is_a_failure(tmp_path, sample_clips):
