@@ -16,7 +16,7 @@ from threadpoolctl import threadpool_limits
 from pipeline.cli import main as mer
 from pipeline.clip_warnings import read_warnings
 from pipeline.features import make_extractor
-from pipeline.features.base import ClipSource, source_key_inputs
+from pipeline.features.base import ClipSource, restrict_source, source_key_inputs
 from pipeline.hashing import file_sha256
 from pipeline.manifest import read_failures, read_manifest
 from pipeline.media import probe
@@ -182,3 +182,15 @@ def test_keys_of_clips_without_an_audio_file_are_unchanged(sample_clips):
                        audio_path=Path("/a.wav"), audio_sha256="ef")
     assert source_key_inputs(with_wav, ("audio",)) != source_key_inputs(other, ("audio",))
     assert source_key_inputs(with_wav, ("audio",)) != source_key_inputs(src, ("audio",))
+
+
+def test_the_faces_speaker_choice_declares_the_sound(sample_clips):
+    """``faces.select: speaker`` follows the sound: the separate audio file is an input of its
+    output (and key); the other choices do not read sound, so a new WAV is nothing to them."""
+    wav = ClipSource(clip_id="x", path=sample_clips[0], audio_path=Path("/a.wav"),
+                     audio_name="a.wav", audio_sha256="cd")
+    speaker = make_extractor("faces", {"select": "speaker"})
+    assert "audio" in speaker.source_fields
+    assert restrict_source(wav, speaker.source_fields).sound_path == Path("/a.wav")
+    plain = make_extractor("faces")
+    assert restrict_source(wav, plain.source_fields).audio_path is None
