@@ -183,8 +183,9 @@ def _stratified_assign(entries, scheme: FoldScheme, rng, min_folds: int = 2) -> 
     units = _units(entries, scheme)
     if k < min_folds or len(units) < k:
         raise FoldError(
-            f"scheme {scheme.name}: cannot make {k} folds of {len(units)} clips (need at "
-            f"least {min_folds} folds and a clip per fold)"
+            f"scheme {scheme.name}: cannot make {k} folds of {len(units)} "
+            f"{f'clip groups (together: {scheme.together})' if scheme.together else 'clips'} "
+            f"(need at least {min_folds} folds and one per fold)"
         )
     label_of = {e.clip_id: e.label for e in entries}
     by_label: dict[str, list[str]] = defaultdict(list)
