@@ -56,10 +56,7 @@ def _group_of(entry: ManifestEntry, column: str) -> str:
         return str(getattr(entry, column))
     if column in entry.meta:
         return entry.meta[column]
-    raise FoldError(
-        f"column {column!r} is not in the manifest (a manifest written by an older adapter: "
-        f"run ingest again)"
-    )
+    raise FoldError(f"column {column!r} is not in the manifest (clip {entry.clip_id} has none)")
 
 
 def _split_groups(groups: list[str], k: int, rng: np.random.Generator) -> list[list[str]]:

@@ -71,9 +71,13 @@ def run_folds(params: Params, root: str | Path = ".") -> int:
     if not schemes:
         log.warning("folds: no schemes in params.yaml and none standard for %s",
                     params.corpus.adapter)  # fmt: skip
-    # clips the corpus says are one take (RAVDESS paired recordings) share a part in every
-    # scheme, whatever params.yaml says
+    # Clips the corpus says are one take (RAVDESS paired recordings) share a part in every
+    # scheme, whatever params.yaml says. A manifest without that column (written before the
+    # adapter named takes, or by other tools) holds one clip per take: nothing to keep together.
     together = getattr(ADAPTERS[params.corpus.adapter], "together", "")
+    if together and not any(together in e.meta for e in entries):
+        log.info("folds: the manifest has no %s column; each clip is its own take", together)
+        together = ""
     for scheme in schemes:
         if together and not scheme.together:
             scheme = replace(scheme, together=together)
