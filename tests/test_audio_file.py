@@ -182,6 +182,9 @@ def test_keys_of_clips_without_an_audio_file_are_unchanged(sample_clips):
                        audio_path=Path("/a.wav"), audio_sha256="ef")
     assert source_key_inputs(with_wav, ("audio",)) != source_key_inputs(other, ("audio",))
     assert source_key_inputs(with_wav, ("audio",)) != source_key_inputs(src, ("audio",))
+    for name in ("mel", "spectrogram"):  # the warning's threshold: only with an audio file
+        ex = make_extractor(name)
+        assert ex.clip_inputs(src) == {} and ex.clip_inputs(with_wav)
 
 
 def test_the_faces_speaker_choice_declares_the_sound(sample_clips):

@@ -48,6 +48,12 @@ def clip_audio_blocks(
         raise ExtractionError(f"{source.clip_id}: audio is empty")
 
 
+def audio_key_inputs(source: ClipSource) -> dict[str, float]:
+    """What else defines the stored clip when its sound comes from a separate file (the
+    warning's threshold), for the extractor's ``clip_inputs``; nothing otherwise."""
+    return {} if source.audio_path is None else {"duration_slack": DURATION_SLACK}
+
+
 def audio_attrs(source: ClipSource, audio_seconds: float) -> dict[str, str]:
     """Clip attributes that say where the sound came from: for a clip with a separate audio
     file, its manifest path and sha256, and a ``warning`` when the ``audio_seconds`` read

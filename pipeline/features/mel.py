@@ -23,7 +23,7 @@ from ..config import ConfigError
 from ..extras import needs
 from ..store import ClipFeatures
 from . import register
-from .audio import Preemphasis, audio_attrs, clip_audio_blocks
+from .audio import Preemphasis, audio_attrs, audio_key_inputs, clip_audio_blocks
 from .base import AUDIO_FIELD, ClipSource, ExtractionError, Extractor
 from .framing import FrameStream
 
@@ -177,6 +177,9 @@ class MelExtractor(Extractor):
         from ..config import to_dict
 
         return {"variant": self.config.variant, **to_dict(self.config.active)}
+
+    def clip_inputs(self, source: ClipSource) -> dict[str, Any]:
+        return audio_key_inputs(source)
 
     def hop_for(self, source: ClipSource) -> int:
         s = self.config.active

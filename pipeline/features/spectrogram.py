@@ -22,7 +22,7 @@ import numpy as np
 from ..config import ConfigError
 from ..store import ClipSink
 from . import register
-from .audio import audio_attrs, clip_audio_blocks
+from .audio import audio_attrs, audio_key_inputs, clip_audio_blocks
 from .base import AUDIO_FIELD, ClipSource, ExtractionError, StreamingExtractor
 from .framing import FrameStream
 
@@ -111,6 +111,9 @@ class SpectrogramExtractor(StreamingExtractor):
     primary = "spectrogram"
     libraries = ("numpy", "av")
     source_fields = (AUDIO_FIELD,)  # a clip's separate audio file, when it has one
+
+    def clip_inputs(self, source: ClipSource) -> dict[str, Any]:
+        return audio_key_inputs(source)
 
     def _features(self, stretch: np.ndarray) -> np.ndarray:
         c = self.config
