@@ -8,7 +8,8 @@ VideoDemographics.csv. Measured, in one process:
 
 - ``adapter_s``: listing the clips (``CremaD.clips()``: names, tables, LFS check);
 - ``ingest_s``: the ingest stage as ``mer ingest`` runs it (adapter, container probe and
-  SHA-256 of every file, manifest and failures written).
+  SHA-256 of every file: each FLV and the WAV its audio stages read, manifest and failures
+  written).
 
 Prints one JSON object and saves it to ``bench/results/ingest_crema_d.json``.
 

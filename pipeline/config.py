@@ -62,6 +62,9 @@ class FoldScheme:
     # predefined: the clips.csv column naming each clip's part (train / valid|val / test),
     # e.g. CMU-MOSEI's SDK standard folds in meta_split.
     split_by: str = "split"
+    # A clips.csv column whose clips always share one part of every fold (RAVDESS paired
+    # recordings: a performance's full-AV and video-only files, meta_performance); "" = none.
+    together: str = ""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,13 @@ Kinds of scheme (``params.yaml`` ``folds.schemes``):
 - ``predefined``: one split the corpus defines, read from the ``split_by`` column of each
   clip (``train``, ``valid``/``val``, ``test``; CMU-MOSEI's SDK standard folds). Clips with
   another value (none) are in no part.
+
+``together`` (any kind) names a column whose clips always share a part: the stratified kinds
+deal such a group as one unit (a group of one clip is dealt exactly as a lone clip, so a
+corpus whose groups are all single clips gets the folds it got without the option), and
+:func:`check_folds` checks that no group is split. RAVDESS's paired recordings (the full-AV
+and video-only files of one performance, ``meta_performance``) need it: split between train
+and test, a performance's sound would be in both.
 """
 
 from __future__ import annotations
@@ -49,7 +56,7 @@ def _group_of(entry: ManifestEntry, column: str) -> str:
         return str(getattr(entry, column))
     if column in entry.meta:
         return entry.meta[column]
-    raise FoldError(f"group_by column {column!r} is not in the manifest")
+    raise FoldError(f"column {column!r} is not in the manifest (clip {entry.clip_id} has none)")
 
 
 def _split_groups(groups: list[str], k: int, rng: np.random.Generator) -> list[list[str]]:
@@ -145,24 +152,50 @@ def _ids(members: dict[str, list[str]], groups: list[str]) -> list[str]:
     return sorted(cid for g in groups for cid in members[g])
 
 
-def _stratified_assign(entries, scheme: FoldScheme, rng, min_folds: int = 2) -> dict[str, int]:
-    """Clip id -> fold number, each label's clips dealt round-robin after a shuffle."""
-    k = scheme.n_folds
-    if k < min_folds or len(entries) < k:
-        raise FoldError(
-            f"scheme {scheme.name}: cannot make {k} folds of {len(entries)} clips (need at "
-            f"least {min_folds} folds and a clip per fold)"
-        )
-    by_label: dict[str, list[str]] = defaultdict(list)
+def _units(entries, scheme: FoldScheme) -> dict[str, list[str]]:
+    """The units a stratified kind deals: first clip id -> the clip ids that go together
+    (each clip alone when the scheme has no ``together`` column)."""
+    if not scheme.together:
+        return {e.clip_id: [e.clip_id] for e in entries}
+    groups: dict[str, list[ManifestEntry]] = defaultdict(list)
     for e in entries:
-        by_label[e.label].append(e.clip_id)
+        groups[_group_of(e, scheme.together)].append(e)
+    units = {}
+    for value, members in groups.items():
+        labels = {m.label for m in members}
+        if len(labels) > 1:
+            raise FoldError(
+                f"scheme {scheme.name}: the clips of {scheme.together} {value!r} have different "
+                f"labels ({', '.join(sorted(labels))}), so they cannot be dealt as one unit"
+            )
+        ids = sorted(m.clip_id for m in members)
+        units[ids[0]] = ids
+    return units
+
+
+def _stratified_assign(entries, scheme: FoldScheme, rng, min_folds: int = 2) -> dict[str, int]:
+    """Clip id -> fold number, each label's units (clips, or the clips of one ``together``
+    group) dealt round-robin after a shuffle."""
+    k = scheme.n_folds
+    units = _units(entries, scheme)
+    if k < min_folds or len(units) < k:
+        raise FoldError(
+            f"scheme {scheme.name}: cannot make {k} folds of {len(units)} "
+            f"{f'clip groups (together: {scheme.together})' if scheme.together else 'clips'} "
+            f"(need at least {min_folds} folds and one per fold)"
+        )
+    label_of = {e.clip_id: e.label for e in entries}
+    by_label: dict[str, list[str]] = defaultdict(list)
+    for first in units:
+        by_label[label_of[first]].append(first)
     assign: dict[str, int] = {}
     offset = 0
     for label in sorted(by_label):
-        clips = list(rng.permutation(sorted(by_label[label])))
-        for j, cid in enumerate(clips):
-            assign[cid] = (j + offset) % k
-        offset += len(clips)
+        firsts = list(rng.permutation(sorted(by_label[label])))
+        for j, first in enumerate(firsts):
+            for cid in units[first]:
+                assign[cid] = (j + offset) % k
+        offset += len(firsts)
     return assign
 
 
@@ -179,6 +212,7 @@ def _kfold_811(entries, scheme: FoldScheme, rng) -> list[Fold]:
 
 def _stratified_kfold(entries, scheme: FoldScheme, rng) -> list[Fold]:
     assign = _stratified_assign(entries, scheme, rng)
+    units = _units(entries, scheme)
     k = scheme.n_folds
     folds = []
     for i in range(k):
@@ -187,11 +221,13 @@ def _stratified_kfold(entries, scheme: FoldScheme, rng) -> list[Fold]:
         val: list[str] = []
         rest_by: dict[str, list[str]] = defaultdict(list)
         for e in rest:
-            rest_by[e.label].append(e.clip_id)
+            if e.clip_id in units:  # a unit's first clip stands for the unit
+                rest_by[e.label].append(e.clip_id)
         for label in sorted(rest_by):
             cl = sorted(rest_by[label])
             n = int(round(scheme.val_fraction * len(cl)))
-            val += rng.choice(cl, size=n, replace=False).tolist() if n else []
+            chosen = rng.choice(cl, size=n, replace=False).tolist() if n else []
+            val += [cid for first in chosen for cid in units[first]]
         val = sorted(val)
         vs = set(val)
         train = sorted(e.clip_id for e in rest if e.clip_id not in vs)
@@ -209,11 +245,12 @@ def check_folds(entries: Sequence[ManifestEntry], folds: list[Fold], scheme: Fol
             raise FoldError(f"{scheme.name} fold {i}: a clip is in two parts")
         if scheme.kind not in ("group_holdout", "predefined") and set().union(*parts) != all_ids:
             raise FoldError(f"{scheme.name} fold {i}: does not cover every clip")
-        if scheme.kind.startswith("group"):
-            group = {e.clip_id: _group_of(e, scheme.group_by) for e in entries}
+        columns = [scheme.group_by] if scheme.kind.startswith("group") else []
+        for column in columns + ([scheme.together] if scheme.together else []):
+            group = {e.clip_id: _group_of(e, column) for e in entries}
             gs = [{group[c] for c in p} for p in parts]
             if gs[0] & gs[1] or gs[0] & gs[2] or gs[1] & gs[2]:
-                raise FoldError(f"{scheme.name} fold {i}: a {scheme.group_by} is in two parts")
+                raise FoldError(f"{scheme.name} fold {i}: a {column} is in two parts")
     if scheme.kind not in ("group_holdout", "predefined"):
         tests = [c for f in folds for c in f.test]
         if sorted(tests) != sorted(all_ids):
@@ -229,6 +266,7 @@ def fold_manifest(
         "scheme": scheme.name,
         "kind": scheme.kind,
         "group_by": scheme.group_by,
+        **({"together": scheme.together} if scheme.together else {}),
         "seed": seed,
         "n_clips": len(entries),
         "folds": [

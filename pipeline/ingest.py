@@ -44,6 +44,7 @@ def ingest(adapter: CorpusAdapter) -> IngestResult:
                 probed[path] = (probe(path), file_sha256(path))
             info, sha = probed[path]
             check_times(clip, info.duration)
+            audio_sha = _audio_file(adapter.root, clip, probed)
         except (ProbeError, ValueError, OSError) as e:
             log.warning("ingest: %s: %s", clip.clip_id, e)
             failures.append(Failure(clip.clip_id, "ingest", str(e), type(e).__name__))
@@ -70,6 +71,8 @@ def ingest(adapter: CorpusAdapter) -> IngestResult:
                 has_video=info.has_video,
                 rotation=info.rotation,
                 scores=dict(clip.scores),
+                audio_path=clip.audio_path,
+                audio_sha256=audio_sha,
                 # how n_frames was found: container, counted or estimated (see probe)
                 meta={**clip.meta, **({"n_frames_from": info.n_frames_from} if info.has_video
                                       else {})},  # fmt: skip
@@ -110,6 +113,27 @@ def check_times(clip: Clip, media_seconds: float) -> None:
                 f"{where}: word {word!r} starts at {ws:.3f} s, past the clip's end "
                 f"({span:.3f} s): the word times do not belong to this media"
             )
+
+
+def _audio_file(root: Path, clip: Clip, probed: dict[Path, tuple]) -> str:
+    """The sha256 of the clip's separate audio file ("" when it has none), after checking it
+    is inside the root and holds an audio track. A declared file that is missing or holds no
+    sound fails the clip: its audio must not come quietly from another source."""
+    if not clip.audio_path:
+        return ""
+    try:
+        path = _inside(root, clip.audio_path)
+    except ValueError as e:
+        raise ValueError(f"its audio file {e}") from e
+    if path not in probed:
+        try:
+            probed[path] = (probe(path), file_sha256(path))
+        except ProbeError as e:
+            raise ProbeError(f"its audio file {clip.audio_path}: {e}") from e
+    info, sha = probed[path]
+    if not info.has_audio:
+        raise ProbeError(f"its audio file {clip.audio_path} has no audio track")
+    return sha
 
 
 def _inside(root: Path, rel: str) -> Path:

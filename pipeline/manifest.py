@@ -1,7 +1,8 @@
 """Clip manifests (``manifests/<corpus>/clips.csv``) and failure records.
 
 clips.csv has one row per clip. Fixed columns (see docs/FORMAT.md) come first; then
-``score_<emotion>`` columns for multi-label corpora and ``meta_<key>`` columns for
+``audio_path`` and ``audio_sha256`` when any clip reads its sound from a separate file;
+then ``score_<emotion>`` columns for multi-label corpora and ``meta_<key>`` columns for
 corpus-specific fields.
 """
 
@@ -38,6 +39,8 @@ FIXED_COLUMNS = (
     "has_video",
     "rotation",
 )
+# Written only when some clip has a separate audio file, so other manifests keep their bytes.
+AUDIO_COLUMNS = ("audio_path", "audio_sha256")
 FAILURE_COLUMNS = ("clip_id", "stage", "reason", "exception_type")
 
 # Python's csv module refuses fields over 131,072 characters by default; a transcript or the
@@ -72,13 +75,25 @@ class ManifestEntry:
     rotation: int = 0
     scores: dict[str, float] = field(default_factory=dict)
     meta: dict[str, str] = field(default_factory=dict)
+    # A separate file the clip's sound is read from (relative to the root, same time axis as
+    # ``path``) and its content hash at ingest; "" = the media's own audio track.
+    audio_path: str = ""
+    audio_sha256: str = ""
 
     def media_path(self, root: str | Path) -> Path:
         """Absolute media path; refuses paths that escape the corpus root."""
+        return self._inside(root, self.path, "path")
+
+    def audio_file(self, root: str | Path) -> Path | None:
+        """Absolute path of the separate audio file (None when there is none); refused, like
+        the media path, when it escapes the corpus root (``..``, a symlink out)."""
+        return self._inside(root, self.audio_path, "audio_path") if self.audio_path else None
+
+    def _inside(self, root: str | Path, rel: str, what: str) -> Path:
         root = Path(root).resolve()
-        p = (root / self.path).resolve()
+        p = (root / rel).resolve()
         if not p.is_relative_to(root):
-            raise ValueError(f"clip {self.clip_id}: path {self.path!r} points outside {root}")
+            raise ValueError(f"clip {self.clip_id}: {what} {rel!r} points outside {root}")
         return p
 
 
@@ -100,13 +115,15 @@ def write_manifest(path: str | Path, entries: Iterable[ManifestEntry]) -> None:
     entries = list(entries)
     score_keys = sorted({k for e in entries for k in e.scores})
     meta_keys = sorted({k for e in entries for k in e.meta})
+    audio = AUDIO_COLUMNS if any(e.audio_path for e in entries) else ()
     header = (
-        list(FIXED_COLUMNS) + [f"score_{k}" for k in score_keys] + [f"meta_{k}" for k in meta_keys]
+        list(FIXED_COLUMNS) + list(audio) + [f"score_{k}" for k in score_keys]
+        + [f"meta_{k}" for k in meta_keys]
     )
     rows = []
     for e in entries:
         d = asdict(e)
-        row = [d[c] for c in FIXED_COLUMNS]
+        row = [d[c] for c in (*FIXED_COLUMNS, *audio)]
         row += [e.scores.get(k, "") for k in score_keys]
         row += [e.meta.get(k, "") for k in meta_keys]
         rows.append(row)
@@ -126,11 +143,12 @@ def _check_round_trip(path: Path, entries: list[ManifestEntry]) -> None:
     if len(back) != len(entries):
         raise ValueError(f"{path}: wrote {len(entries)} clips but reads back {len(back)}")
     for a, b in zip(entries, back, strict=True):
-        if (a.clip_id, a.path, a.transcript, a.meta) != (b.clip_id, b.path, b.transcript,
-                                                          {k: b.meta.get(k, "") for k in a.meta}):
+        if (a.clip_id, a.path, a.audio_path, a.transcript, a.meta) != (
+                b.clip_id, b.path, b.audio_path, b.transcript,
+                {k: b.meta.get(k, "") for k in a.meta}):
             raise ValueError(
-                f"{path}: clip {a.clip_id} does not read back as written (path, transcript or "
-                f"meta fields differ)"
+                f"{path}: clip {a.clip_id} does not read back as written (path, audio path, "
+                f"transcript or meta fields differ)"
             )
 
 

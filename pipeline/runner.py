@@ -136,6 +136,9 @@ def source_for(entry: ManifestEntry, root: str | Path) -> ClipSource:
         transcript=entry.transcript,
         speaker=entry.speaker,
         meta=dict(entry.meta),
+        audio_path=entry.audio_file(root),
+        audio_name=entry.audio_path,
+        audio_sha256=entry.audio_sha256,
     )
 
 
@@ -210,15 +213,44 @@ def _run_batch(
     return outcomes
 
 
+def _changed(path: Path, sha: str, recorded: str) -> str:
+    """Why the file's bytes are not the ingested ones ("" when they are)."""
+    if recorded and sha != recorded:
+        return (f"{path.name} changed since ingest (its sha256 is now {sha[:12]}, the "
+                f"manifest has {recorded[:12]}): rerun ingest")
+    return ""
+
+
+def _audio_missing(source: ClipSource) -> str:
+    return (f"its audio file {source.audio_name} is missing (it was there at ingest): "
+            f"restore it, or rerun ingest")
+
+
 def _check_media(task: Task) -> str:
-    """Hash the media bytes about to be read; refuse them when they are not the ingested ones."""
+    """Hash the media bytes about to be read, and the clip's separate audio file when the
+    extractor reads one; refuse them when they are not the ingested ones."""
     sha = file_sha256(task.source.path)
-    if task.source.sha256 and sha != task.source.sha256:
-        raise MediaChangedError(
-            f"{task.source.path.name} changed since ingest (its sha256 is now {sha[:12]}, the "
-            f"manifest has {task.source.sha256[:12]}): rerun ingest"
-        )
+    if why := _changed(task.source.path, sha, task.source.sha256):
+        raise MediaChangedError(why)
+    audio = task.source.audio_path
+    if audio is not None:
+        if not audio.is_file():
+            raise MediaChangedError(_audio_missing(task.source))
+        if why := _changed(audio, file_sha256(audio), task.source.audio_sha256):
+            raise MediaChangedError(why)
     return sha
+
+
+def _audio_problem(source: ClipSource, memo: MediaHashMemo) -> str:
+    """In the parent, before reusing a cached clip: why its separate audio file is not the
+    ingested one ("" when it is, or when the clip has none)."""
+    audio = source.audio_path
+    if audio is None:
+        return ""
+    if not audio.is_file():
+        return _audio_missing(source)
+    sha = memo.get(audio) or memo.put(audio, file_sha256(audio))
+    return _changed(audio, sha, source.audio_sha256)
 
 
 def _extract_to_cache(
@@ -353,19 +385,18 @@ def run_extraction(
                 full = replace(full, sha256=memo.get(full.path) or memo.put(
                     full.path, file_sha256(full.path)))
             src = restrict_source(full, extractor.source_fields)
+            if src.audio_path is not None and not src.audio_sha256 and src.audio_path.is_file():
+                src = replace(src, audio_sha256=memo.get(src.audio_path) or memo.put(
+                    src.audio_path, file_sha256(src.audio_path)))
             key = cache_key(extractor, src)
             path = cache_root / key[:2] / f"{key}.h5"
             if path.exists():
                 sha = memo.get(src.path)
                 if sha is None and src.path.is_file():
                     sha = memo.put(src.path, file_sha256(src.path))
-                if sha is not None and e.sha256 and sha != e.sha256:
-                    failures.append(_fail(
-                        feature, e.clip_id,
-                        f"{src.path.name} changed since ingest (its sha256 is now {sha[:12]}, the "
-                        f"manifest has {e.sha256[:12]}): rerun ingest",
-                        MediaChangedError.__name__,
-                    ))
+                why = _changed(src.path, sha, e.sha256) if sha is not None else ""
+                if why := why or _audio_problem(src, memo):
+                    failures.append(_fail(feature, e.clip_id, why, MediaChangedError.__name__))
                     continue
                 problems = _cache_entry_problems(path, key, runner.verify_cache)
                 if not problems:

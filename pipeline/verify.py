@@ -46,6 +46,7 @@ class _ClipFacts:
     tolerance: float  # seconds allowed between ``end`` and the clip's end
     capped: bool  # cut to the extractor's fixed length: need not reach the clip's end
     rows_digest: str  # sha256 of timestamps and valid
+    audio_sha256: str = ""  # the separate audio file the sound came from ("" = the media's)
 
 
 @dataclass
@@ -83,10 +84,12 @@ def verify_features(
 
     Across them (and against ``manifest``, the corpus's clips.csv, when given): the same clip
     set, less the clips each stage recorded as failed (``failures/<feature>.csv`` beside the
-    manifest); each clip's ``source_sha256`` the same everywhere (the manifest's when given);
-    valid timestamps inside the clip's duration, the audio features' and visual features' data
-    reaching its end and ending together, within ``tolerance`` seconds (or a feature's row
-    spacing when wider); derived features (landmarks) on exactly their source's rows (faces).
+    manifest); each clip's ``source_sha256`` the same everywhere (the manifest's when given),
+    and its sound from the audio file the manifest names (``audio_sha256``) or, when it
+    names none, from the media's own track; valid timestamps inside the clip's duration, the
+    audio features' and visual features' data reaching its end and ending together, within
+    ``tolerance`` seconds (or a feature's row spacing when wider); derived features
+    (landmarks) on exactly their source's rows (faces).
     """
     entries = read_manifest(manifest) if manifest is not None else None
     problems: list[str] = []
@@ -108,6 +111,7 @@ def verify_features(
         dirs.append(d)
     problems += _check_clip_sets(dirs, entries, manifest)
     problems += _check_sources(dirs, entries, manifest)
+    problems += _check_audio_files(dirs, entries, manifest)
     problems += _check_times(dirs, entries, manifest)
     problems += _check_same_rows(dirs)
     return problems
@@ -248,6 +252,7 @@ def _check_clip(
     spacing = float(np.median(np.diff(times))) if n > 1 else 0.0
     end, exact = _data_end(group, d.feature, params, times, rows)
     sha = group.attrs.get("source_sha256", "")
+    audio = group.attrs.get("audio_sha256", "")
     cap = _length_cap(params)
     return _ClipFacts(
         shard=spath,
@@ -258,6 +263,7 @@ def _check_clip(
         tolerance=tolerance if exact else max(tolerance, spacing),
         capped=bool(cap and n == cap and valid[-1]),
         rows_digest=_rows_digest(times, valid),
+        audio_sha256=audio.decode() if isinstance(audio, bytes) else str(audio),
     )
 
 
@@ -384,6 +390,42 @@ def _check_sources(
             problems.append(
                 f"clip {cid}: source_sha256 differs across features ({made}): they were made "
                 f"from different versions of the media file"
+            )
+    return problems
+
+
+def _reads_audio(feature: str) -> bool:
+    """Whether the feature's extractor reads a clip's separate audio file (declares it)."""
+    try:
+        from .features import get_extractor_class
+        from .features.base import AUDIO_FIELD
+
+        fields = get_extractor_class(feature).source_fields
+    except (ImportError, ValueError):  # a feature this installation does not know
+        return False
+    return isinstance(fields, tuple) and AUDIO_FIELD in fields
+
+
+def _check_audio_files(
+    dirs: list[_Dir], entries: list[ManifestEntry] | None, manifest: Path | None
+) -> list[str]:
+    """A clip's sound must come from the audio file the manifest names now (its
+    ``audio_sha256``), or from the media's own track when it names none."""
+    problems = []
+    for e in entries or []:
+        for d in dirs:
+            facts = d.clips.get(e.clip_id)
+            if facts is None or not (facts.audio_sha256 or _reads_audio(d.feature)):
+                continue
+            if facts.audio_sha256 == e.audio_sha256:
+                continue
+            now = (f"its audio file {e.audio_path} ({e.audio_sha256[:12]})" if e.audio_path
+                   else "the media's own audio track")
+            made = (f"an audio file of sha256 {facts.audio_sha256[:12]}" if facts.audio_sha256
+                    else "the media's own audio track")
+            problems.append(
+                f"clip {e.clip_id}: {d.label} was made from {made}, but {manifest} reads "
+                f"{now}: rerun {d.label}"
             )
     return problems
 

@@ -8,6 +8,7 @@ clip failed).
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import h5py
@@ -70,7 +71,16 @@ def run_folds(params: Params, root: str | Path = ".") -> int:
     if not schemes:
         log.warning("folds: no schemes in params.yaml and none standard for %s",
                     params.corpus.adapter)  # fmt: skip
+    # Clips the corpus says are one take (RAVDESS paired recordings) share a part in every
+    # scheme, whatever params.yaml says. A manifest without that column (written before the
+    # adapter named takes, or by other tools) holds one clip per take: nothing to keep together.
+    together = getattr(ADAPTERS[params.corpus.adapter], "together", "")
+    if together and not any(together in e.meta for e in entries):
+        log.info("folds: the manifest has no %s column; each clip is its own take", together)
+        together = ""
     for scheme in schemes:
+        if together and not scheme.together:
+            scheme = replace(scheme, together=together)
         manifest = fold_manifest(entries, scheme, params.folds.seed)
         dump_json(lay.folds_dir / f"{scheme.name}.json", manifest)
         wanted.add(f"{scheme.name}.json")

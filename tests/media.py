@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import av
+import numpy as np
 
 
 def strip_audio(src: Path, dst: Path) -> Path:
@@ -26,4 +27,20 @@ def truncate(src: Path, dst: Path, fraction: float = 0.4) -> Path:
     dst.parent.mkdir(parents=True, exist_ok=True)
     data = src.read_bytes()
     dst.write_bytes(data[: int(len(data) * fraction)])
+    return dst
+
+
+def write_wav(src: Path, dst: Path, seconds: float = 0.0, rate: int = 48000) -> Path:
+    """``src``'s sound as a 16-bit mono WAV (``seconds`` long when given: cut, or padded with
+    silence)."""
+    import soundfile as sf
+
+    from pipeline.media import decode_audio
+
+    y = decode_audio(src, rate)
+    if seconds:
+        n = int(round(seconds * rate))
+        y = np.pad(y, (0, max(0, n - len(y))))[:n]
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(dst, y, rate, subtype="PCM_16")
     return dst

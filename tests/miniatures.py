@@ -29,6 +29,7 @@ class Miniature:
     n_clips: int  # clips the adapter must yield
     options: dict = field(default_factory=dict)
     bad: tuple[str, ...] = ()  # relative paths the adapter must report in ``skipped``
+    adapter: str = ""  # the registry name, when the entry is an option of another adapter
 
 
 def place(src: Path, dst: Path) -> None:
@@ -58,6 +59,26 @@ def ravdess(root: Path, clips: list[Path]) -> Miniature:
         place(c, root / c.parent.name / c.name)
     place(clips[0], root / "Actor_01" / "01-01-09-01-01-01-01.mp4")  # emotion code 09
     return Miniature(len(chosen), bad=("Actor_01/01-01-09-01-01-01-01.mp4",))
+
+
+def ravdess_paired(root: Path, clips: list[Path]) -> Miniature:
+    """``recordings: paired``: each take as a full-AV MP4, a video-only MP4 (no sound) and
+    an audio-only WAV (another sample clip's sound, so it is plain which file was read)."""
+    from pipeline.media import probe
+    from tests.media import strip_audio, write_wav
+
+    by_actor = [c for c in clips if c.parent.name in ("Actor_01", "Actor_02", "Actor_03")]
+    chosen = [c for i, c in enumerate(by_actor) if i % 8 < 2]  # two takes per actor
+    for i, c in enumerate(chosen):
+        take = c.stem[3:]
+        place(c, root / c.parent.name / c.name)
+        strip_audio(c, root / c.parent.name / f"02-{take}.mp4")
+        write_wav(chosen[(i + 1) % len(chosen)], root / c.parent.name / f"03-{take}.wav",
+                  seconds=probe(c).duration)  # another take's sound, the video's length
+    lonely = root / "Actor_01" / "02-01-01-01-02-02-01.mp4"  # its WAV is not there
+    strip_audio(chosen[0], lonely)
+    return Miniature(2 * len(chosen), options={"recordings": "paired"}, adapter="ravdess",
+                     bad=(lonely.relative_to(root).as_posix(),))
 
 
 # -- IEMOCAP ----------------------------------------------------------------------------------
@@ -220,6 +241,7 @@ def meld(root: Path, clips: list[Path]) -> Miniature:
 
 MINIATURES: dict[str, Callable[[Path, list[Path]], Miniature]] = {
     "ravdess": ravdess,
+    "ravdess-paired": ravdess_paired,
     "sample": ravdess,
     "iemocap": iemocap,
     "mosei": mosei,

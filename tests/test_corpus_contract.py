@@ -35,7 +35,9 @@ def fitted(scheme, entries):
         n = len({_column(e, scheme.group_by) for e in entries})
         return dataclasses.replace(scheme, n_folds=min(scheme.n_folds, n))
     if scheme.kind == "stratified_kfold":
-        return dataclasses.replace(scheme, n_folds=min(scheme.n_folds, len(entries)))
+        units = len({_column(e, scheme.together) for e in entries}) if scheme.together else len(
+            entries)  # fmt: skip
+        return dataclasses.replace(scheme, n_folds=min(scheme.n_folds, units))
     if scheme.kind == "group_holdout":
         n = len({_column(e, scheme.group_by) for e in entries})
         if scheme.n_train + scheme.n_val + scheme.n_test > n:
@@ -71,10 +73,12 @@ def test_every_adapter_is_documented():
     assert not missing, f"docs/corpora.md has no section for: {missing}"
 
 
-@pytest.mark.parametrize("name", sorted(ADAPTERS))
-def test_adapter_contract(name, miniature, tmp_path):
-    root, mini = miniature(name)
+@pytest.mark.parametrize("entry", sorted(MINIATURES))
+def test_adapter_contract(entry, miniature, tmp_path):
+    """``entry``: an adapter's name, or a miniature of one of its options (``ravdess-paired``)."""
+    root, mini = miniature(entry)
     assert isinstance(mini, Miniature)
+    name = mini.adapter or entry
     adapter = get_adapter(name, root, mini.options)
     clips = list(adapter.clips())
 
@@ -86,6 +90,8 @@ def test_adapter_contract(name, miniature, tmp_path):
         assert (root / c.path).is_file(), f"{c.clip_id}: {c.path} is not in the miniature"
         assert c.label == "" or c.label in adapter.labels, (c.clip_id, c.label, adapter.labels)
         assert c.speaker, f"{c.clip_id}: no speaker"
+        if c.audio_path:  # a separate file for the sound: inside the root, there
+            assert (root / c.audio_path).is_file(), f"{c.clip_id}: {c.audio_path} missing"
     assert any(c.label or c.scores for c in clips), "no clip has a label"
     if adapter.has_transcripts:
         assert any(c.transcript for c in clips), "the corpus has transcripts; no clip got one"
@@ -103,6 +109,7 @@ def test_adapter_contract(name, miniature, tmp_path):
     entries = read_manifest(lay.clips_csv)
     assert sorted(e.clip_id for e in entries) == sorted(ids)
     assert all(e.duration > 0 and e.sha256 for e in entries)
+    assert all(e.audio_sha256 for e in entries if e.audio_path)
     reasons = [f.reason for f in read_failures(lay.failures_csv("ingest"))]
     for rel in mini.bad:
         assert any(rel in r for r in reasons), (rel, reasons)

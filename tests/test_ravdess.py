@@ -85,3 +85,118 @@ def test_sample_corpus_through_adapter(sample_dir):
     assert len({c.label for c in clips}) >= 4
     assert {c.meta["statement"] for c in clips} == {"01", "02"}
     assert all(c.meta["modality"] == "full-AV" for c in clips)
+
+
+# -- recordings: paired (the MPUC paper's 2,880 recordings) -----------------------------------
+def test_recordings_option_is_checked():
+    with pytest.raises(ValueError, match="allowed: av, paired"):
+        get_adapter("ravdess", ".", {"recordings": "all"})
+    with pytest.raises(ValueError, match="leave out the modalities option"):
+        get_adapter("ravdess", ".", {"recordings": "paired", "modalities": ["full-AV"]})
+
+
+def _paired_entries(actors: int = 24, recordings: tuple[str, ...] = ("01", "02")):
+    """Manifest rows of a full-size RAVDESS in the paired layout (no media needed)."""
+    from pipeline.manifest import ManifestEntry
+
+    rows = []
+    for actor in range(1, actors + 1):
+        for em in range(1, 9):
+            for it in ("01", "02") if em > 1 else ("01",):
+                for st in ("01", "02"):
+                    for rep in ("01", "02"):
+                        take = f"01-{em:02d}-{it}-{st}-{rep}-{actor:02d}"
+                        rows += [ManifestEntry(f"{m}-{take}", f"Actor_{actor:02d}/{m}-{take}.mp4",
+                                               speaker=f"Actor_{actor:02d}", label=f"e{em}",
+                                               meta={"performance": take})
+                                 for m in recordings]  # fmt: skip
+    return rows
+
+
+def _split_takes(manifest) -> int:
+    """Takes whose clips lie in two parts of one fold."""
+    n = 0
+    for fold in manifest["folds"]:
+        part = {cid: p for p in ("train", "val", "test") for cid in fold[p]}
+        takes: dict[str, set] = {}
+        for cid, p in part.items():
+            takes.setdefault(cid[3:], set()).add(p)
+        n += sum(len(ps) > 1 for ps in takes.values())
+    return n
+
+
+def test_random_kfold_keeps_a_performances_two_recordings_together():
+    """2,880 clips: a take's full-AV and video-only clips carry the same face and sound; the
+    random 10-fold scheme must never put one in training and the other in test."""
+    from pipeline.config import FoldScheme
+    from pipeline.folds import FoldError, fold_manifest
+
+    entries = _paired_entries()
+    assert len(entries) == 2880
+    plain = FoldScheme("random_kfold", "stratified_kfold", n_folds=10, val_fraction=0.1)
+    grouped = FoldScheme("random_kfold", "stratified_kfold", n_folds=10, val_fraction=0.1,
+                         together="performance")
+    assert _split_takes(fold_manifest(entries, plain, 42)) > 1000  # the leak without it
+    manifest = fold_manifest(entries, grouped, 42)
+    assert _split_takes(manifest) == 0 and manifest["together"] == "performance"
+    for fold in manifest["folds"]:
+        assert len(fold["test"]) % 2 == 0 and 270 <= len(fold["test"]) <= 306  # ~144 takes
+        assert len(fold["train"]) + len(fold["val"]) + len(fold["test"]) == 2880
+    # kfold_811 deals the same units
+    assert _split_takes(fold_manifest(entries, FoldScheme("k", "kfold_811", n_folds=10,
+                                                          together="performance"), 0)) == 0
+    # full-AV only (recordings: av): each take one clip, and the folds those of no grouping
+    av = _paired_entries(recordings=("01",))
+    a, b = fold_manifest(av, plain, 42), fold_manifest(av, grouped, 42)
+    assert a["folds"] == b["folds"]
+    # clips of one take with different labels cannot be one unit: said, not guessed
+    entries[1].label = "e9"
+    with pytest.raises(FoldError, match="different labels"):
+        fold_manifest(entries, grouped, 42)
+
+
+def test_paired_recordings_read_the_audio_only_wav(tmp_path, sample_clips):
+    """The video-only file has no sound; paired, both recordings of a take read the
+    audio-only WAV, and the folds stage keeps the take together in any scheme."""
+    import json
+
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    from pipeline.cli import main as mer
+    from pipeline.clip_warnings import read_warnings
+    from pipeline.features import make_extractor
+    from pipeline.features.base import ClipSource
+    from pipeline.manifest import read_manifest
+    from pipeline.paths import Layout
+    from pipeline.store import FeatureReader
+    from tests.miniatures import ravdess_paired
+
+    corpus, proj = tmp_path / "RAVDESS", tmp_path / "p"
+    mini = ravdess_paired(corpus, sample_clips)
+    common = ["--corpus", str(corpus), "--adapter", "ravdess", "--name", "rav", "--root",
+              str(proj), "-q", "--set", 'corpus.options={"recordings": "paired"}']
+    assert mer(["extract", "mel", *common, "--set", "runner.n_jobs=1",
+                "--set", f"runner.cache_dir={tmp_path / 'cache'}"]) == 0
+    lay = Layout("rav", proj)
+    entries = read_manifest(lay.clips_csv)
+    assert len(entries) == mini.n_clips and mini.n_clips == 2 * len(
+        {e.meta["performance"] for e in entries})  # fmt: skip
+    assert read_warnings(lay.warnings_csv("mel")) == []  # each WAV as long as its video
+    take = entries[0].meta["performance"]
+    av, video_only = f"01-{take}", f"02-{take}"
+    by_id = {e.clip_id: e for e in entries}
+    assert by_id[av].has_audio and not by_id[video_only].has_audio
+    wav = corpus / by_id[av].audio_path
+    assert by_id[video_only].audio_path == by_id[av].audio_path == f"Actor_01/03-{take}.wav"
+    with threadpool_limits(limits=1):
+        want = make_extractor("mel").extract(ClipSource("x", wav)).arrays["mel"]
+    with FeatureReader(lay.features_dir("mel")) as r:
+        assert sorted(r.clip_ids) == sorted(by_id)  # the silent video-only clips too
+        for cid in (av, video_only):
+            np.testing.assert_array_equal(r.read(cid).arrays["mel"], want)
+            assert r.read(cid).attrs["audio_file"] == f"Actor_01/03-{take}.wav"
+    schemes = 'folds.schemes=[{"name": "r", "kind": "stratified_kfold", "n_folds": 3}]'
+    assert mer(["folds", *common, "--set", schemes]) == 0
+    manifest = json.loads((lay.folds_dir / "r.json").read_text())
+    assert manifest["together"] == "performance" and _split_takes(manifest) == 0

@@ -45,6 +45,10 @@ class Clip:
     of a longer file (IEMOCAP dialogs); both 0 mean the whole file. ``label`` is the single
     class of single-label corpora; ``scores`` holds per-emotion scores of multi-label ones.
     ``meta`` carries corpus-specific fields (RAVDESS intensity, statement, ...).
+    ``audio_path`` (relative to the root, like ``path``) names a separate file the clip's sound
+    is read from instead of ``path``'s own audio track (CREMA-D's WAV beside its FLV, a
+    RAVDESS audio-only take beside its video); it shares ``path``'s time axis, so
+    ``start``/``end`` cut both. "" = the media's own track.
     """
 
     clip_id: str
@@ -57,12 +61,14 @@ class Clip:
     start: float = 0.0
     end: float = 0.0
     meta: dict[str, str] = field(default_factory=dict)
+    audio_path: str = ""
 
     def __post_init__(self) -> None:
         if not is_valid_name(self.clip_id) or self.clip_id != safe_clip_id(self.clip_id):
             raise ValueError(f"clip id {self.clip_id!r} is not safe; use safe_clip_id()")
-        if Path(self.path).is_absolute() or ".." in Path(self.path).parts:
-            raise ValueError(f"clip path must be relative to the corpus root: {self.path!r}")
+        for what, rel in (("path", self.path), ("audio path", self.audio_path)):
+            if rel and (Path(rel).is_absolute() or ".." in Path(rel).parts):
+                raise ValueError(f"clip {what} must be relative to the corpus root: {rel!r}")
 
 
 class LayoutError(FileNotFoundError):
@@ -83,7 +89,8 @@ class CorpusAdapter(ABC):
       of the corpus is still yielded (ingest records each skipped file as a failure).
     - ``fold_schemes`` are the corpus's standard splits (``folds.schemes`` entries);
       ``disjoint`` maps a scheme name to the manifest column that no two parts of one of its
-      folds may share (speaker-disjoint where the corpus says so).
+      folds may share (speaker-disjoint where the corpus says so); ``together`` names the
+      column of clips that render one take, never split by any scheme.
     """
 
     name: str = ""
@@ -94,6 +101,10 @@ class CorpusAdapter(ABC):
     layout: str = ""  # the expected on-disk layout, shown in error messages
     fold_schemes: tuple[FoldScheme, ...] = ()
     disjoint: dict[str, str] = {}
+    # A manifest column naming the take a clip renders, where several clips render one take
+    # (RAVDESS's full-AV and video-only files): the folds stage keeps each take's clips in one
+    # part of every scheme (FoldScheme.together).
+    together: str = ""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)

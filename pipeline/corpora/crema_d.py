@@ -18,10 +18,15 @@ several joined by ``:`` on a tie); a tie, or a clip missing from the table, is s
 reason. The intended code is always kept in ``meta['intended']``, the votes and their mean
 levels in ``meta`` when the table is there.
 
-Media: ``media='video'`` (default) gives the FLV (whose own audio track the audio stages
-read); ``meta['audio_wav']`` names the WAV of the same utterance when it is there.
-``media='audio'`` gives the WAV (audio-only stages). A zip download of the repository holds
-Git LFS pointer files instead of media: each is skipped with that reason.
+Media: ``media='video'`` (default) gives the FLV. Its sound: ``audio='wav'`` (default) reads
+the WAV of the same utterance (the clip's ``audio_path``: the audio stages read it, its hash
+is in their cache keys and checked before it is read); a clip whose WAV is missing is
+skipped with that reason rather than quietly given the FLV's own track (another codec,
+sample rate and band limit than its neighbours: a difference a model can learn).
+``audio='media'`` reads every FLV's own audio track instead (a copy without AudioWAV/).
+``media='audio'`` gives the WAV as the clip's only file (audio-only stages). A zip download
+of the repository holds Git LFS pointer files instead of media: each is skipped with that
+reason.
 """
 
 from __future__ import annotations
@@ -118,11 +123,18 @@ processedResults/summaryTable.csv                      crowd votes (label_source
     disjoint = {"actor_kfold": "speaker"}
 
     def __init__(
-        self, root: str | Path, media: str = "video", label_source: str = "intended"
+        self,
+        root: str | Path,
+        media: str = "video",
+        label_source: str = "intended",
+        audio: str = "wav",
     ) -> None:
         super().__init__(root)
         if media not in ("video", "audio"):
             raise ValueError(f"crema-d option media={media!r}; allowed: video, audio")
+        if audio not in ("wav", "media"):
+            raise ValueError(f"crema-d option audio={audio!r}; allowed: wav, media")
+        self.audio = audio
         if label_source not in ("intended", *VOTE_COLUMNS):
             raise ValueError(
                 f"crema-d option label_source={label_source!r}; allowed: intended, "
@@ -196,9 +208,19 @@ processedResults/summaryTable.csv                      crowd votes (label_source
                 "level": LEVELS[info["level"]],
                 "sentence": info["sentence"],
             }
-            wav = wav_dir / f"{stem}.wav"
-            if self.media == "video" and wav.is_file():
-                meta["audio_wav"] = wav.relative_to(self.root).as_posix()
+            audio_path = ""
+            if self.media == "video" and self.audio == "wav":
+                wav = wav_dir / f"{stem}.wav"
+                audio_path = wav.relative_to(self.root).as_posix()
+                if not wav.is_file():
+                    self.skip(rel, f"{audio_path} not found: with corpus.options.audio: wav "
+                                   f"(the default) the audio stages read each clip's WAV; "
+                                   f"audio: media reads the FLV's own audio track instead")
+                    continue
+                if is_lfs_pointer(wav):
+                    self.skip(rel, f"{audio_path} is a Git LFS pointer, not media: clone "
+                                   f"with git-lfs (git lfs pull)")
+                    continue
             person = people.get(str(int(info["actor"])), people.get(info["actor"]))
             if person:
                 meta["age"] = (person.get("Age") or "").strip()
@@ -229,4 +251,5 @@ processedResults/summaryTable.csv                      crowd votes (label_source
                 label=label,
                 transcript=SENTENCES[info["sentence"]],
                 meta=meta,
+                audio_path=audio_path,
             )

@@ -3,7 +3,9 @@
 - Media: every file under ``corpus.root`` (recursively; hidden files and folders skipped)
   whose extension is a known video/audio one, or the files listed in a CSV (option
   ``csv``: a file in the root with a ``path`` column, relative to the root, and optional
-  ``clip_id, label, speaker, session, transcript, start, end`` columns).
+  ``clip_id, label, speaker, session, transcript, start, end, audio_path`` columns;
+  ``audio_path``, relative to the root, names a separate file the clip's sound is read
+  from, on the same time axis as the media).
 - Clip id: the path relative to the root without its extension, ``/`` and unsafe characters
   turned into ``_`` (``alice/take 1.mp4`` -> ``alice_take_1``).
 - Speaker: the folder holding the file, relative to the root ("" at the top level), so a
@@ -166,6 +168,7 @@ labels.csv                                         optional: path (or clip_id), 
                     start=start,
                     end=end,
                     meta=meta,
+                    audio_path=(row.get("audio_path") or "").strip(),
                 )
             except ValueError as e:
                 self.skipped.append((rel, str(e)))

@@ -5,11 +5,26 @@ two-digit fields: modality (01 full-AV, 02 video-only, 03 audio-only), vocal cha
 (01 speech, 02 song), emotion (01 neutral .. 08 surprised), intensity (01 normal, 02 strong),
 statement (01 "Kids are talking by the door", 02 "Dogs are sitting by the door"),
 repetition (01, 02) and actor (01..24; odd male, even female). The statement gives the
-transcript. Default: the full-AV speech files (modality 01, vocal channel 01), 1,440 clips.
-The MPUC paper counts "2,880 recordings": its authors' loader takes the full-AV and the
-video-only speech files (1,440 each) and pairs each with the audio-only file of the same
-take for the sound. ``modalities=("full-AV", "video-only")`` lists both kinds, but the
-video-only files carry no audio and are not paired here, so audio features fail on them.
+transcript.
+
+Which recordings (option ``recordings``):
+
+- ``av`` (default): the full-AV speech files (modality 01, vocal channel 01), 1,440 clips,
+  each with its own sound. ``modalities`` / ``vocal_channels`` choose other kinds of file.
+- ``paired``: the MPUC paper's "2,880 recordings", as its authors' loader builds them: the
+  full-AV (01) and the video-only (02) speech files, 1,440 each, every one paired with the
+  audio-only (03) WAV of the same performance (same vocal channel, emotion, intensity,
+  statement, repetition and actor), from which the audio stages read the sound (the clip's
+  ``audio_path``; the WAV's hash is in their cache keys). RAVDESS distributes each
+  performance as three renderings of one take (the video-only file is the full-AV video
+  without its sound), so a performance's two clips carry the same face and, paired, the same
+  sound: nearly one sample twice. ``meta_performance`` names the performance (the name
+  without its modality field) and every fold scheme keeps its clips in one part: the folds
+  stage applies ``together: performance`` to every scheme of this adapter (the actor
+  schemes keep a take together anyway; ``random_kfold`` deals a take as one unit), and the
+  folds are checked for it when they are made. A file whose audio-only partner is missing is
+  left out with that reason. Unpack the video zips and the audio-only zip into the same
+  ``Actor_XX`` folders.
 """
 
 from __future__ import annotations
@@ -36,6 +51,8 @@ EMOTIONS = {
 INTENSITIES = {"01": "normal", "02": "strong"}
 STATEMENTS = {"01": "Kids are talking by the door", "02": "Dogs are sitting by the door"}
 MEDIA_SUFFIXES = (".mp4", ".wav")
+# option recordings -> the kinds of file that become clips
+RECORDINGS = {"av": ("full-AV",), "paired": ("full-AV", "video-only")}
 
 
 @dataclass(frozen=True)
@@ -95,8 +112,9 @@ def parse_name(name: str) -> RavdessName:
 class Ravdess(CorpusAdapter):
     """Full-AV speech clips of RAVDESS (or any corpus laid out like it).
 
-    ``modalities``/``vocal_channels`` select which files count (default: full-AV speech, as
-    in the papers). Files that do not parse as RAVDESS names are skipped and reported by
+    ``recordings`` (``av`` | ``paired``, see the module docstring), or ``modalities`` /
+    ``vocal_channels``, select which files count (default: full-AV speech). Files that do
+    not parse as RAVDESS names are skipped and reported by
     :meth:`skipped`.
     """
 
@@ -110,19 +128,32 @@ class Ravdess(CorpusAdapter):
     # The papers' schemes on the full corpus (24 actors); params.yaml scales them to the sample.
     fold_schemes = (
         FoldScheme("actor_kfold", "group_kfold", n_folds=10, group_by="speaker"),
-        FoldScheme("random_kfold", "stratified_kfold", n_folds=10),
+        FoldScheme("random_kfold", "stratified_kfold", n_folds=10, together="performance"),
         FoldScheme("actor_holdout", "group_holdout", n_train=18, n_val=3, n_test=3),
     )
-    disjoint = {"actor_kfold": "speaker", "actor_holdout": "speaker"}
+    disjoint = {"actor_kfold": "speaker", "actor_holdout": "speaker",
+                "random_kfold": "performance"}  # fmt: skip
+    together = "performance"  # a take's full-AV and video-only clips share a part
 
     def __init__(
         self,
         root: str | Path,
-        modalities: tuple[str, ...] = ("full-AV",),
+        modalities: tuple[str, ...] | None = None,
         vocal_channels: tuple[str, ...] = ("speech",),
+        recordings: str = "av",
     ) -> None:
         super().__init__(root)
-        self.modalities = modalities
+        if recordings not in RECORDINGS:
+            raise ValueError(
+                f"ravdess option recordings={recordings!r}; allowed: {', '.join(RECORDINGS)}"
+            )
+        if recordings == "paired" and modalities is not None:
+            raise ValueError(
+                "ravdess option recordings: paired takes the full-AV and video-only files "
+                "(each paired with its audio-only WAV); leave out the modalities option"
+            )
+        self.recordings = recordings
+        self.modalities = tuple(modalities or RECORDINGS[recordings])
         self.vocal_channels = vocal_channels
 
     def clips(self) -> Iterator[Clip]:
@@ -148,6 +179,14 @@ class Ravdess(CorpusAdapter):
                     (rel, f"actor {info.actor} in a folder of actor {folder_actor}")
                 )
                 continue
+            audio_path = ""
+            if self.recordings == "paired":
+                wav = path.with_name(f"03-{path.stem[3:]}.wav")
+                audio_path = wav.relative_to(self.root).as_posix()
+                if not wav.is_file():
+                    self.skip(rel, f"no audio-only file {audio_path} to pair it with "
+                                   f"(recordings: paired reads each clip's sound from it)")
+                    continue
             yield Clip(
                 clip_id=path.stem,
                 path=rel,
@@ -162,5 +201,8 @@ class Ravdess(CorpusAdapter):
                     "statement": info.statement_code,
                     "repetition": str(info.repetition),
                     "gender": info.gender,
+                    # the name without its modality: the one take its 01/02/03 files render
+                    "performance": path.stem[3:],
                 },
+                audio_path=audio_path,
             )

@@ -1,4 +1,12 @@
-"""Shared audio access for the spectral extractors: the clip's waveform as a stream of blocks."""
+"""Shared audio access for the spectral extractors: the clip's waveform as a stream of blocks.
+
+A clip's sound comes from its separate audio file when the manifest names one
+(``audio_path``: CREMA-D's WAV, a RAVDESS audio-only take), else from its media's own track.
+The extractors that read it declare the ``audio`` source field, so the file's content hash is
+in their cache key and the runner checks the bytes before they are read; the clip's stored
+attributes say which file the sound came from (:func:`audio_attrs`), with a warning when its
+length is not the video's.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +14,14 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from ..clip_warnings import WARNING_ATTR
 from ..media import AudioDecodeError
 from ..media.audio import iter_audio
 from .base import ClipSource, ExtractionError
+
+# Seconds the audio read from a separate file may differ from the clip's (video) duration
+# before the clip gets a warning: a frame or two and a codec's padding, but not another take.
+DURATION_SLACK = 0.25
 
 
 def clip_audio_blocks(
@@ -17,12 +30,12 @@ def clip_audio_blocks(
     """Mono float32 blocks of the clip's audio at ``sample_rate`` (about ``block_seconds``
     each); ExtractionError when there is no audio, it cannot be decoded, or it holds a
     non-finite sample."""
-    if not source.has_audio:
+    if source.audio_path is None and not source.has_audio:
         raise ExtractionError(f"{source.clip_id}: the media has no audio track")
     n = 0
     try:
         for block in iter_audio(
-            source.path, sample_rate, mono=True, start=source.start, end=source.end,
+            source.sound_path, sample_rate, mono=True, start=source.start, end=source.end,
             block_seconds=block_seconds,
         ):
             if not np.isfinite(block).all():
@@ -33,6 +46,29 @@ def clip_audio_blocks(
         raise ExtractionError(str(e)) from e
     if n == 0:
         raise ExtractionError(f"{source.clip_id}: audio is empty")
+
+
+def audio_key_inputs(source: ClipSource) -> dict[str, float]:
+    """What else defines the stored clip when its sound comes from a separate file (the
+    warning's threshold), for the extractor's ``clip_inputs``; nothing otherwise."""
+    return {} if source.audio_path is None else {"duration_slack": DURATION_SLACK}
+
+
+def audio_attrs(source: ClipSource, audio_seconds: float) -> dict[str, str]:
+    """Clip attributes that say where the sound came from: for a clip with a separate audio
+    file, its manifest path and sha256, and a ``warning`` when the ``audio_seconds`` read
+    from it differ from the clip's duration by more than :data:`DURATION_SLACK`. Nothing
+    for a clip read from its media's own track (its stored bytes stay as they were)."""
+    if source.audio_path is None:
+        return {}
+    out = {"audio_file": source.audio_name, "audio_sha256": source.audio_sha256}
+    if source.duration > 0 and abs(audio_seconds - source.duration) > DURATION_SLACK:
+        out[WARNING_ATTR] = (
+            f"the audio file {source.audio_name} gives {audio_seconds:.2f} s of sound for a "
+            f"clip of {source.duration:.2f} s (more than {DURATION_SLACK} s apart): the audio "
+            f"may be another take, or offset from the video"
+        )
+    return out
 
 
 class Preemphasis:

@@ -26,6 +26,8 @@ class ExtractionError(RuntimeError):
 
 
 MEDIA_FIELDS = ("sha256", "start", "end", "fps", "duration", "has_audio", "has_video")
+# The declared field for a clip's separate audio file (ClipSource.audio_path and friends).
+AUDIO_FIELD = "audio"
 
 
 @dataclass(frozen=True)
@@ -44,17 +46,31 @@ class ClipSource:
     transcript: str = ""
     speaker: str = ""
     meta: dict[str, str] = field(default_factory=dict)
+    # The clip's separate audio file (absolute; None = the media's own track), its path as
+    # the manifest names it (relative to the corpus root) and its sha256 at ingest.
+    audio_path: Path | None = None
+    audio_name: str = ""
+    audio_sha256: str = ""
+
+    @property
+    def sound_path(self) -> Path:
+        """The file the clip's sound is read from."""
+        return self.audio_path or self.path
 
 
 def restrict_source(source: ClipSource, fields: tuple[str, ...]) -> ClipSource:
     """``source`` with only its media facts and the declared ``fields`` (``transcript``,
-    ``speaker``, ``meta.<key>``) filled in."""
+    ``speaker``, ``meta.<key>``, ``audio``) filled in."""
     meta = {k: v for k, v in source.meta.items() if f"meta.{k}" in fields}
+    audio = AUDIO_FIELD in fields
     return replace(
         source,
         transcript=source.transcript if "transcript" in fields else "",
         speaker=source.speaker if "speaker" in fields else "",
         meta=meta,
+        audio_path=source.audio_path if audio else None,
+        audio_name=source.audio_name if audio else "",
+        audio_sha256=source.audio_sha256 if audio else "",
     )
 
 
@@ -65,6 +81,12 @@ def source_key_inputs(source: ClipSource, fields: tuple[str, ...]) -> dict[str, 
 
     out: dict[str, Any] = {name: getattr(source, name) for name in MEDIA_FIELDS}
     for name in sorted(fields):
+        if name == AUDIO_FIELD:
+            # The audio file's content; nothing at all for a clip without one, so the keys of
+            # clips that read their media's own track are what they always were.
+            if source.audio_path is not None:
+                out[name] = source.audio_sha256
+            continue
         value = source.meta.get(name[5:], "") if name.startswith("meta.") else getattr(
             source, name
         )
@@ -83,9 +105,11 @@ class Extractor(ABC):
     # Numeric ClipFeatures.attrs that the stage sums over the corpus's clips into its metrics
     # JSON (e.g. words: n_tokens, n_oov), passed through corpus_metrics().
     summed_attrs: ClassVar[tuple[str, ...]] = ()
-    # What the extractor reads of a clip beyond its media: ``transcript``, ``speaker`` or
-    # ``meta.<key>``. The runner hands it a ClipSource with only these filled in and puts their
-    # values in the clip's cache key, so an undeclared input can never go stale unnoticed.
+    # What the extractor reads of a clip beyond its media: ``transcript``, ``speaker``,
+    # ``meta.<key>`` or ``audio`` (the clip's separate audio file, when it has one: the runner
+    # checks its bytes against the manifest before the extractor reads it). The runner hands
+    # it a ClipSource with only these filled in and puts their values in the clip's cache key,
+    # so an undeclared input can never go stale unnoticed.
     source_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Any = None) -> None:

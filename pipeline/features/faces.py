@@ -52,7 +52,7 @@ from ..extras import needs
 from ..media.video import VideoDecodeError, iter_decoded
 from ..store import ClipSink
 from . import register
-from .base import ClipSource, ExtractionError, StreamingExtractor
+from .base import AUDIO_FIELD, ClipSource, ExtractionError, StreamingExtractor
 
 if TYPE_CHECKING:
     from ..vision.face_track import Face, FaceTracker, TrackSettings
@@ -177,9 +177,12 @@ class FacesExtractor(StreamingExtractor):
 
     @property
     def source_fields(self) -> tuple[str, ...]:  # type: ignore[override]
-        """``select: side`` reads the manifest's ``face_side`` (IEMOCAP): then it is an
-        input of every clip's output (and of its cache key)."""
-        return ("meta.face_side",) if self.config.select == "side" else ()
+        """``select: side`` reads the manifest's ``face_side`` (IEMOCAP), ``speaker`` the
+        clip's sound (from its separate audio file when it has one): then it is an input of
+        every clip's output (and of its cache key)."""
+        if self.config.select == "side":
+            return ("meta.face_side",)
+        return (AUDIO_FIELD,) if self.config.select == "speaker" else ()
     libraries = ("numpy", "torch", "facenet-pytorch", "av", "opencv-python")
     summed_attrs = ("n_frames", "n_detected", "n_filled")
 
@@ -391,13 +394,14 @@ class FacesExtractor(StreamingExtractor):
 
     def _envelope(self, source: ClipSource, log: Any) -> np.ndarray | None:
         """``speaker``: the audio's log energy at the frame times (None: no audio)."""
-        if self.config.select != "speaker" or not source.has_audio or len(log.tracks) < 2:
+        has_sound = source.has_audio or source.audio_path is not None
+        if self.config.select != "speaker" or not has_sound or len(log.tracks) < 2:
             return None
         from ..media.audio import AudioDecodeError, decode_audio
         from ..vision.track_choice import energy_envelope
 
         try:
-            audio = decode_audio(source.path, 16000, start=source.start, end=source.end)
+            audio = decode_audio(source.sound_path, 16000, start=source.start, end=source.end)
         except AudioDecodeError:
             return None
         return energy_envelope(audio, 16000, np.asarray(log.times) - source.start)

@@ -23,8 +23,8 @@ from ..config import ConfigError
 from ..extras import needs
 from ..store import ClipFeatures
 from . import register
-from .audio import Preemphasis, clip_audio_blocks
-from .base import ClipSource, ExtractionError, Extractor
+from .audio import Preemphasis, audio_attrs, audio_key_inputs, clip_audio_blocks
+from .base import AUDIO_FIELD, ClipSource, ExtractionError, Extractor
 from .framing import FrameStream
 
 
@@ -170,12 +170,16 @@ class MelExtractor(Extractor):
     config_class = MelConfig
     primary = "mel"
     libraries = ("numpy", "librosa", "av")
+    source_fields = (AUDIO_FIELD,)  # a clip's separate audio file, when it has one
 
     def params(self) -> dict[str, Any]:
         # Only the active variant defines the output (the other one is not part of the key).
         from ..config import to_dict
 
         return {"variant": self.config.variant, **to_dict(self.config.active)}
+
+    def clip_inputs(self, source: ClipSource) -> dict[str, Any]:
+        return audio_key_inputs(source)
 
     def hop_for(self, source: ClipSource) -> int:
         s = self.config.active
@@ -242,5 +246,6 @@ class MelExtractor(Extractor):
                 "hop_length": hop,
                 "sample_rate": s.sample_rate,
                 "audio_seconds": n_samples / s.sample_rate,
+                **audio_attrs(source, n_samples / s.sample_rate),
             },
         )

@@ -22,8 +22,8 @@ import numpy as np
 from ..config import ConfigError
 from ..store import ClipSink
 from . import register
-from .audio import clip_audio_blocks
-from .base import ClipSource, ExtractionError, StreamingExtractor
+from .audio import audio_attrs, audio_key_inputs, clip_audio_blocks
+from .base import AUDIO_FIELD, ClipSource, ExtractionError, StreamingExtractor
 from .framing import FrameStream
 
 
@@ -110,6 +110,10 @@ class SpectrogramExtractor(StreamingExtractor):
     config_class = SpectrogramConfig
     primary = "spectrogram"
     libraries = ("numpy", "av")
+    source_fields = (AUDIO_FIELD,)  # a clip's separate audio file, when it has one
+
+    def clip_inputs(self, source: ClipSource) -> dict[str, Any]:
+        return audio_key_inputs(source)
 
     def _features(self, stretch: np.ndarray) -> np.ndarray:
         c = self.config
@@ -149,4 +153,5 @@ class SpectrogramExtractor(StreamingExtractor):
                 f"{source.clip_id}: audio of {seconds:.3f} s is shorter than one "
                 f"{c.segment_frames}-frame segment and spectrogram.pad_last is false"
             )
-        return {"sample_rate": c.sample_rate, "audio_seconds": seconds}
+        return {"sample_rate": c.sample_rate, "audio_seconds": seconds,
+                **audio_attrs(source, seconds)}

@@ -129,7 +129,7 @@ def _section_summary(rep: Report, lay: Layout) -> list:
                     "clips": len(entries),
                     "speakers": len({e.speaker for e in entries}),
                     "hours": round(sum(e.duration for e in entries) / 3600, 3),
-                    "with audio": sum(e.has_audio for e in entries),
+                    "with audio": sum(e.has_audio or bool(e.audio_path) for e in entries),
                     "with video": sum(e.has_video for e in entries),
                     "labels": ", ".join(f"{k}: {v}" for k, v in sorted(labels.items())),
                 }
