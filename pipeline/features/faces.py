@@ -69,6 +69,9 @@ class FacesConfig:
     min_prob: float = 0.9  # faces MTCNN scores below this are ignored (stray boxes)
     # smallest face to find: < 1 = fraction of the frame's long side, >= 1 = source pixels
     min_face: float = 0.05
+    # key frames between scans at min_face (also the first key frame, and where the fast scan
+    # finds nothing or a face is lost); 0 = only those
+    full_scan_every: int = 10
     min_face_rate: float = 0.95  # a clip with a face in fewer frames gets a warning row
     strict: bool = False  # ... or fails instead
     # MTCNN settings; min_face_size is in pixels of the detection copy.
@@ -99,6 +102,7 @@ class FacesConfig:
             "margin",
             "detect_max_side",
             "fill_gaps",
+            "full_scan_every",
             "decode_threads",
             "torch_threads",
         ):
@@ -275,6 +279,7 @@ class FacesExtractor(StreamingExtractor):
             refine_rnet=cfg.refine_rnet,
             min_prob=cfg.min_prob,
             min_face=cfg.min_face,
+            full_scan_every=cfg.full_scan_every,
             batch_mb=cfg.batch_mb,
         )
 

@@ -20,9 +20,15 @@ So frames are handled in windows that end on a key frame:
 
 Small faces: the fast scan finds faces down to ``min_face_size / scale`` source pixels (1/8 of
 the long side at the defaults). When ``min_face`` asks for smaller ones (a fraction of the
-long side when < 1, else source pixels), a key frame where the fast scan finds nothing is
-scanned again on a larger copy whose pyramid starts at that size. A frame with one large face
-never pays for it.
+long side when < 1, else source pixels), key frames are also scanned on a larger copy whose
+pyramid starts at that size (the *min_face scan*, which finds every face down to it, large
+ones included): the first key frame, every ``full_scan_every``-th key frame after it, a key
+frame where the fast scan finds nothing, and one where a track it does not see cannot be
+followed either. A track the fast scan misses at a key frame (a small face beside a large
+one) is followed there from its last box by the O-net, like the frames between key frames.
+So a small face next to a large one is found on the first key frame and then followed
+cheaply, and a clip with one large face pays for one larger scan every ``full_scan_every``
+key frames.
 
 Memory: the window holds at most ``batch_mb`` MiB of RGB frames (and never more than
 ``batch_size + 1`` frames), so a 7680 x 4320 clip (99 MB a frame) is held to the same bound as
@@ -62,6 +68,7 @@ class TrackSettings:
     refine_rnet: bool = False
     min_prob: float = 0.9
     min_face: float = 0.0  # smallest face to find: < 1 fraction of the long side, else pixels
+    full_scan_every: int = 10  # key frames between min_face scans (0: first key frame only)
     batch_mb: float = 0.0  # MiB of RGB frames a window may hold; 0 = batch_size frames
 
 
@@ -160,6 +167,8 @@ class FaceTracker:
         self._frames = np.empty((0, 0, 0, 3), np.uint8)
         self._next_id = 0
         self._last_box: dict[int, np.ndarray] = {}  # each track's box at its last key frame
+        self._alive: dict[int, np.ndarray] = {}  # tracks present at the last key frame: box
+        self._key_count = 0  # key frames handled so far (the min_face scan's schedule)
         # each track's anchor at the last key frame of the previous window (None: absent)
         self._prev_anchor: dict[int, tuple[int, np.ndarray | None]] = {}
 
@@ -263,8 +272,7 @@ class FaceTracker:
         return item
 
     def _detect(self, items: list[_Item]) -> list[FaceList]:
-        """Every face of each frame (source pixels): the fast scan, then the small-face scan
-        of the frames where it found none."""
+        """Every face of each frame (source pixels) that the fast scan finds."""
         smalls = [it.small if it.small is not None else self._resized(it, self.detect_size)
                   for it in items]  # fmt: skip
         t0 = perf_counter()
@@ -272,17 +280,26 @@ class FaceTracker:
         self.stats["detect_calls"] += 1
         w, h = self.frame_size
         sx, sy = w / self.detect_size[0], h / self.detect_size[1]
-        res = [r.scaled(sx, sy) for r in res]
-        miss = [i for i, r in enumerate(res) if not len(r)]
-        if self.small_scan is not None and miss:
-            size, min_face = self.small_scan
-            imgs = np.stack([self._resized(items[i], size) for i in miss])
-            again = self.detector.detect_all(imgs, min_face_size=min_face)
-            for i, r in zip(miss, again, strict=True):
-                res[i] = r.scaled(w / size[0], h / size[1])
-            self.stats["small_face_scans"] += len(miss)
         self.seconds["detect"] += perf_counter() - t0
-        return res
+        return [r.scaled(sx, sy) for r in res]
+
+    def _scan(self, items: list[_Item]) -> list[FaceList]:
+        """Every face of each frame down to ``min_face`` (the min_face scan; only when
+        ``small_scan`` is set)."""
+        assert self.small_scan is not None
+        size, min_face = self.small_scan
+        t0 = perf_counter()
+        imgs = np.stack([self._resized(it, size) for it in items])
+        res = self.detector.detect_all(imgs, min_face_size=min_face)
+        self.stats["small_face_scans"] += len(items)
+        self.seconds["detect"] += perf_counter() - t0
+        w, h = self.frame_size
+        return [r.scaled(w / size[0], h / size[1]) for r in res]
+
+    def _scan_due(self, count: int) -> bool:
+        """The min_face scan is due on the ``count``-th key frame of the clip (0-based)."""
+        every = self.s.full_scan_every
+        return count == 0 or (every > 0 and count % every == 0)
 
     def _resized(self, item: _Item, size: tuple[int, int]) -> np.ndarray:
         with needs("faces", "extract"):
@@ -301,9 +318,11 @@ class FaceTracker:
         ok &= np.isfinite(res.boxes).all(axis=1)
         return res, ok
 
-    def _link(self, found: FaceList) -> list[int]:
-        """Track ids for the faces of one key frame (new tracks for the unmatched)."""
-        ids = assign(self._last_box, found.boxes)
+    def _link(self, found: FaceList, taken: Iterable[int] = ()) -> list[int]:
+        """Track ids for the faces of one key frame (new tracks for the unmatched); tracks
+        in ``taken`` already have their face in this frame."""
+        skip = set(taken)
+        ids = assign({k: b for k, b in self._last_box.items() if k not in skip}, found.boxes)
         out = []
         for d, tid in enumerate(ids):
             if tid is None:
@@ -313,16 +332,57 @@ class FaceTracker:
             out.append(tid)
         return out
 
+    def _key_faces(self, item: _Item, found: FaceList, scanned: bool) -> dict[int, Face]:
+        """The faces of one key frame by track: those found (linked to tracks), then every
+        track present at the previous key frame that was not found, followed from its box
+        there by the O-net; when one cannot be followed and this frame had no min_face scan
+        yet, that scan looks for it (and for faces not seen so far)."""
+        faces = {
+            tid: Face(found.boxes[d], float(found.probs[d]), found.points[d], "key")
+            for d, tid in enumerate(self._link(found))
+        }
+        missing = [t for t in self._alive if t not in faces]
+        lost: list[int] = []
+        if missing:
+            start = np.array([self._alive[t] for t in missing])
+            ref, ok = self._refine([item] * len(missing), start)
+            for r, tid in enumerate(missing):
+                if ok[r] and not _overlaps(ref.boxes[r], faces):
+                    faces[tid] = Face(ref.boxes[r], float(ref.probs[r]), ref.points[r], "followed")
+                    self._last_box[tid] = ref.boxes[r]
+                else:
+                    lost.append(tid)
+        if lost and not scanned and self.small_scan is not None:
+            again = self._scan([item])[0]
+            new = [d for d in range(len(again)) if not _overlaps(again.boxes[d], faces)]
+            more = FaceList(again.boxes[new], again.probs[new], again.points[new])
+            for d, tid in enumerate(self._link(more, taken=faces)):
+                faces[tid] = Face(more.boxes[d], float(more.probs[d]), more.points[d], "key")
+        self._alive = {tid: f.box for tid, f in faces.items()}
+        return faces
+
     def _window(self, window: list[_Item]) -> Iterator[FrameFaces]:
         n = len(window)
         faces: list[dict[int, Face]] = [{} for _ in range(n)]
         key_pos = [j for j, it in enumerate(window) if it.small is not None]
-        # 1. key frames: detect on the small copies, link to tracks, refine at full resolution.
-        dets = self._detect([window[j] for j in key_pos])
-        for j, found in zip(key_pos, dets, strict=True):
-            for d, tid in enumerate(self._link(found)):
-                faces[j][tid] = Face(found.boxes[d], float(found.probs[d]), found.points[d], "key")
-        pairs = [(j, tid) for j in key_pos for tid in faces[j]]
+        # 1. key frames: detect on the small copies (the min_face scan where it is due or the
+        # fast scan found nothing), link to tracks, follow the tracks not found, refine the
+        # detected faces at full resolution.
+        keys = [window[j] for j in key_pos]
+        dets = self._detect(keys)
+        due = set()
+        if self.small_scan is not None:
+            due = {
+                i for i, r in enumerate(dets) if not len(r) or self._scan_due(self._key_count + i)
+            }
+            if due:
+                order = sorted(due)
+                for i, r in zip(order, self._scan([keys[i] for i in order]), strict=True):
+                    dets[i] = r
+        self._key_count += len(keys)
+        for i, j in enumerate(key_pos):
+            faces[j] = self._key_faces(window[j], dets[i], scanned=i in due)
+        pairs = [(j, tid) for j in key_pos for tid in faces[j] if faces[j][tid].how == "key"]
         if pairs:
             start = np.array([faces[j][tid].box for j, tid in pairs])
             ref, ok = self._refine([window[j] for j, _ in pairs], start)
@@ -355,18 +415,24 @@ class FaceTracker:
                     )
                 else:
                     lost.append((j, tid, starts[r]))
-        # 3. faces lost there: full detection of the frame; take the face that matches.
+        # 3. faces lost there: full detection of the frame (the fast scan, then the min_face
+        # scan for faces it does not see); take the face that matches.
         if lost:
             frames = sorted({j for j, _, _ in lost})
-            dets = dict(zip(frames, self._detect([window[j] for j in frames]), strict=True))
-            for j in frames:
-                mine = {tid: b for jj, tid, b in lost if jj == j}
-                found = dets[j]
-                for d, tid in enumerate(assign(mine, found.boxes)):
-                    if tid is not None:
-                        faces[j][tid] = Face(
-                            found.boxes[d], float(found.probs[d]), found.points[d], "redetected"
-                        )
+            for scan in (self._detect, self._scan):
+                todo = [
+                    j for j in frames if any(jj == j and t not in faces[j] for jj, t, _ in lost)
+                ]
+                if not todo or (scan == self._scan and self.small_scan is None):
+                    break
+                for j, found in zip(todo, scan([window[jj] for jj in todo]), strict=True):
+                    mine = {tid: b for jj, tid, b in lost if jj == j and tid not in faces[j]}
+                    for d, tid in enumerate(assign(mine, found.boxes)):
+                        if tid is not None and not _overlaps(found.boxes[d], faces[j]):
+                            faces[j][tid] = Face(
+                                found.boxes[d], float(found.probs[d]), found.points[d],
+                                "redetected",
+                            )  # fmt: skip
         last = window[key_pos[-1]].index
         # (a track absent at the last key frame needs no anchor: None and none are alike)
         self._prev_anchor = {tid: (last, f.box) for tid, f in faces[key_pos[-1]].items()}
@@ -375,6 +441,11 @@ class FaceTracker:
                 self.stats[f.how] += 1
         for j, it in enumerate(window):
             yield FrameFaces(it.index, it.time, it.rgb, faces[j])
+
+
+def _overlaps(box: np.ndarray, faces: dict[int, Face]) -> bool:
+    """``box`` is (mostly) the face of one of ``faces`` already."""
+    return any(float(iou(box, f.box)) >= MIN_FOLLOW_IOU for f in faces.values())
 
 
 def _start_box(index: int, anchors: list[tuple[int, np.ndarray | None]]) -> np.ndarray:
