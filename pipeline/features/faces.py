@@ -11,8 +11,9 @@ chosen person has no face have none (``valid`` False) even when someone else is 
 (``n_frames_other_faces_only`` counts them). Faces down to ``min_face`` (1/20 of the long side
 by default) are looked for; a clip with a face in fewer than ``min_face_rate`` of its frames
 gets a ``warning`` attribute (the stage lists it in its warnings table), or fails when
-``strict``. Memory: at most ``batch_mb`` MiB of RGB frames are held (at least two frames,
-whatever their size), plus the rows of ``batch_size`` frames. The crop is a
+``strict``. Memory: at most ``batch_mb`` MiB of RGB frames are held, plus the rows of
+``batch_size`` frames; a frame too large for two to fit (8K) is handled alone, on a working
+copy of at most ``batch_mb / 16`` MiB (``work_scale``; boxes stay in source pixels). The crop is a
 square centred on the face box, ``1 + margin`` times its longer side, cut from the
 full-resolution frame (parts outside the frame are black) and resized to ``crop_size``.
 Rows go to the clip's output ``batch_size`` frames at a time (a
@@ -336,7 +337,7 @@ class FacesExtractor(StreamingExtractor):
                 face = ff.faces.get(tid) if tid is not None else None
                 written.append(tid if face is not None else None)
                 t0 = perf_counter()
-                full = block.add(face, ff.time - source.start, ff.rgb)
+                full = block.add(face, ff.time - source.start, ff.rgb, scale=ff.scale)
                 tracker.seconds["crop"] += perf_counter() - t0
                 if full:
                     block.flush(sink)
@@ -351,7 +352,7 @@ class FacesExtractor(StreamingExtractor):
             raise ExtractionError(f"{source.clip_id}: the video holds no frames")
         choice = log.choose(cfg.select, self._envelope(source, log), cfg.speaker_min_corr)
         chosen = log.faces_of(choice.track)
-        self._rewrite(source, sink, written, choice.track, chosen, block)
+        self._rewrite(source, sink, written, choice.track, chosen, block, tracker)
         n_detected = len(chosen)
         if n_detected == 0:
             raise ExtractionError(f"{source.clip_id}: no face found in any of the {n} frames")
@@ -387,6 +388,7 @@ class FacesExtractor(StreamingExtractor):
             "smallest_face_px": round(tracker.smallest_face, 2),
             "key_interval_used": tracker.key_interval,
             "window_frames": tracker.window_frames,
+            "work_scale": round(tracker.work_scale, 6),
             "n_frames": n,
             "n_detected": n_detected,
             "n_filled": n_filled,
@@ -417,7 +419,7 @@ class FacesExtractor(StreamingExtractor):
                 t0 = perf_counter()
                 rows = sorted(ff.faces.items()) or [(-1, None)]
                 for tid, face in rows:
-                    if block.add(face, ff.time - source.start, ff.rgb, track=tid):
+                    if block.add(face, ff.time - source.start, ff.rgb, tid, ff.scale):
                         block.flush(sink)
                 tracker.seconds["crop"] += perf_counter() - t0
                 del ff, face  # the frame's pixels: free before the next frame is converted
@@ -448,6 +450,7 @@ class FacesExtractor(StreamingExtractor):
             "smallest_face_px": round(tracker.smallest_face, 2),
             "key_interval_used": tracker.key_interval,
             "window_frames": tracker.window_frames,
+            "work_scale": round(tracker.work_scale, 6),
             "n_frames": n,
             "n_detected": n_found,
             "n_filled": 0,
@@ -491,6 +494,7 @@ class FacesExtractor(StreamingExtractor):
         track: int | None,
         chosen: dict[int, Face],
         block: _Block,
+        tracker: FaceTracker,
     ) -> None:
         """Rewrite the rows that were streamed from another track than the chosen one (the
         leader changed while the clip streamed): cleared where the chosen track has no face,
@@ -512,6 +516,8 @@ class FacesExtractor(StreamingExtractor):
 
         todo = set(redo)
         part = _Block(block.size, block.crop_size, block.margin)
+        scale = tracker.work_scale  # cut from the same (working) copy as the first pass
+        size = tracker.work_size if scale != 1 else None
         rows: list[int] = []
 
         def put() -> None:
@@ -528,7 +534,7 @@ class FacesExtractor(StreamingExtractor):
             for i, (_, frame) in enumerate(self._frames(source)):
                 if i in todo:
                     rows.append(i)
-                    if part.add(chosen[i], 0.0, to_rgb(frame)):
+                    if part.add(chosen[i], 0.0, to_rgb(frame, size=size), scale=scale):
                         put()
                     todo.discard(i)
                     if not todo:
@@ -552,8 +558,11 @@ class _Block:
         self.rows: list[tuple[float, np.ndarray, np.ndarray, float, np.ndarray]] = []
         self.tracks: list[int] = []
 
-    def add(self, face: Face | None, time: float, rgb: np.ndarray, track: int = -1) -> bool:
-        """Add one row (its crop cut from ``rgb``); True when the block is full."""
+    def add(
+        self, face: Face | None, time: float, rgb: np.ndarray, track: int = -1, scale: float = 1
+    ) -> bool:
+        """Add one row (its crop cut from ``rgb``, ``scale`` times the source's size); True
+        when the block is full."""
         from ..vision.boxes import crop_box, cut
 
         i = len(self.rows)
@@ -562,7 +571,11 @@ class _Block:
             self.rows.append((time, _NAN4, _NAN4, 0.0, _NAN52))
         else:
             region = crop_box(face.box, self.margin)
-            self.crops[i] = cut(rgb, region, self.crop_size)
+            at = region
+            if scale != 1:  # the same square on a smaller working copy of the frame
+                at = np.round(region * scale)
+                at[2:] = np.maximum(at[2:], at[:2] + 1)
+            self.crops[i] = cut(rgb, at, self.crop_size)
             self.rows.append((time, face.box, region, face.prob, face.points))
         self.tracks.append(track)
         return len(self.rows) == len(self.crops)

@@ -33,13 +33,18 @@ key frames.
 Memory: the window holds at most ``batch_mb`` MiB of RGB frames (and never more than
 ``batch_size + 1`` frames), so a 7680 x 4320 clip (99 MB a frame) is held to the same bound as
 a 1280 x 720 one: when fewer than ``key_interval + 1`` frames fit, the key interval shrinks to
-what fits (down to every frame, two frames held), which costs speed, not memory.
+what fits (down to every frame), which costs speed, not memory. A frame too large for two to
+fit (8K at the defaults) is handled one at a time, converted straight from the decoder's frame
+to RGB on a *working copy* of at most ``batch_mb / 16`` MiB (8K: 0.29 of its size; never so
+small that a face of ``min_face`` would be cut from fewer than ``crop_size`` pixels): the
+faces are followed and cut there, and reported in source pixels (``FrameFaces.scale``).
 
 ``key_interval`` 1 with ``detect_max_side`` 0 detects every frame at full size.
 """
 
 from __future__ import annotations
 
+import ctypes
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -84,13 +89,16 @@ class Face:
 
 @dataclass
 class FrameFaces:
-    """The faces of one frame, by track id. ``rgb`` is the full frame; it is reused for a
-    later frame once the consumer asks for the next item, so use it before that."""
+    """The faces of one frame, by track id (source pixels). ``rgb`` is the frame, ``scale``
+    times the source's size (1 but for frames too large for the memory bound, see above); it
+    is reused for a later frame once the consumer asks for the next item, so use it before
+    that."""
 
     index: int
     time: float
     rgb: np.ndarray
     faces: dict[int, Face]
+    scale: float = 1.0
 
 
 @dataclass
@@ -148,6 +156,9 @@ class FaceTracker:
         self.s = settings
         self._spare = buffer
         self.frame_size: tuple[int, int] | None = None  # (width, height), upright
+        # the frames as held: the source size, or smaller when a frame exceeds the memory
+        # bound (boxes inside the tracker are in its pixels)
+        self.work_size: tuple[int, int] | None = None
         self.detect_size: tuple[int, int] | None = None
         # The small-face scan: (copy size, MTCNN min face in its pixels), or None when the
         # fast scan already reaches min_face.
@@ -182,6 +193,13 @@ class FaceTracker:
         return self._next_id
 
     @property
+    def work_scale(self) -> float:
+        """Working copy / source (1: frames are held at full size)."""
+        if not self.frame_size or not self.work_size:
+            return 1.0
+        return self.work_size[0] / self.frame_size[0]
+
+    @property
     def detect_scale(self) -> float:
         if not self.frame_size or not self.detect_size:
             return 1.0
@@ -210,9 +228,16 @@ class FaceTracker:
             fit = min(fit, max(2, int(self.s.batch_mb * 2**20 // (w * h * 3))))
         self.key_interval = min(k, fit - 1)
         self.window_frames = fit
+        self.work_size = (w, h)
+        budget = self.s.batch_mb * 2**20 / 16
+        if fit <= 2 and self.s.batch_mb > 0 and w * h * 3 > budget:
+            sw = math.sqrt(budget / (w * h * 3))
+            if want > 0:  # crops of the smallest face are never cut from fewer than S pixels
+                sw = max(sw, min(1.0, self.s.crop_size / ((1 + self.s.margin) * want)))
+            self.work_size = (max(1, round(w * sw)), max(1, round(h * sw)))
 
     def _small(self, frame: av.VideoFrame, rgb: np.ndarray) -> np.ndarray:
-        if self.detect_size == self.frame_size:
+        if self.detect_size == self.work_size:
             return rgb
         return to_rgb(frame, size=self.detect_size)
 
@@ -229,15 +254,25 @@ class FaceTracker:
                 keys_per_window = max(1, (self.window_frames - 1) // k)
             # Hold one frame back so the last frame of the stream is known to be the last.
             if pending is not None:
-                window.append(self._item(len(window), index, *pending, key=index % k == 0))
+                it = pending if isinstance(pending, _Item) else None
+                window.append(it or self._item(len(window), index, *pending, key=index % k == 0))
                 n_keys += index % k == 0
                 index += 1
                 if n_keys >= keys_per_window and (index - 1) % k == 0:
                     yield from self._window(window)
                     window, n_keys = [], 0
-            pending = item
+            # Frames of one-at-a-time size are converted at once: the decoder's frame (its
+            # YUV pixels) is not held back beside the next one; the frame before is let go
+            # first, and its memory handed back (see release_memory).
+            if self.window_frames <= 2:
+                it = pending = None
+                release_memory()
+                pending = self._item(0, index, *item, key=True)
+            else:
+                pending = item
         if pending is not None:
-            window.append(self._item(len(window), index, *pending, key=True))
+            last = pending if isinstance(pending, _Item) else None
+            window.append(last or self._item(len(window), index, *pending, key=True))
         if window:
             yield from self._window(window)
 
@@ -248,12 +283,13 @@ class FaceTracker:
             if upright_size(frame) != self.frame_size:
                 raise ValueError(f"frame size changed mid-stream at {time:.3f} s")
             t0 = perf_counter()
-            rgb = to_rgb(frame, copy=False)
+            scaled = self.work_size != self.frame_size
+            rgb = to_rgb(frame, size=self.work_size if scaled else None, copy=False)
             item = _Item(index, time, rgb, self._small(frame, rgb) if key else None)
             self.seconds["convert"] += perf_counter() - t0
             return item
         if not len(self._frames):
-            w, h = self.frame_size
+            w, h = self.work_size
             # One window of RGB frames, allocated once and reused (see to_rgb).
             cap = self.window_frames
             spare = self._spare
@@ -278,7 +314,7 @@ class FaceTracker:
         t0 = perf_counter()
         res = self.detector.detect_all(np.stack(smalls))
         self.stats["detect_calls"] += 1
-        w, h = self.frame_size
+        w, h = self.work_size
         sx, sy = w / self.detect_size[0], h / self.detect_size[1]
         self.seconds["detect"] += perf_counter() - t0
         return [r.scaled(sx, sy) for r in res]
@@ -293,7 +329,7 @@ class FaceTracker:
         res = self.detector.detect_all(imgs, min_face_size=min_face)
         self.stats["small_face_scans"] += len(items)
         self.seconds["detect"] += perf_counter() - t0
-        w, h = self.frame_size
+        w, h = self.work_size
         return [r.scaled(w / size[0], h / size[1]) for r in res]
 
     def _scan_due(self, count: int) -> bool:
@@ -305,7 +341,7 @@ class FaceTracker:
         with needs("faces", "extract"):
             import cv2
 
-        if size == self.frame_size:
+        if size == self.work_size:
             return item.rgb
         return cv2.resize(item.rgb, size, interpolation=cv2.INTER_AREA)
 
@@ -439,8 +475,35 @@ class FaceTracker:
         for j in range(n):
             for f in faces[j].values():
                 self.stats[f.how] += 1
+        k = self.work_scale
         for j, it in enumerate(window):
-            yield FrameFaces(it.index, it.time, it.rgb, faces[j])
+            mine = faces[j] if k == 1 else {t: _in_source(f, k) for t, f in faces[j].items()}
+            yield FrameFaces(it.index, it.time, it.rgb, mine, k)
+
+
+def release_memory() -> None:
+    """Hand freed heap memory back to the system (glibc's ``malloc_trim``; elsewhere nothing).
+
+    Frames of one-at-a-time size are converted by FFmpeg into buffers of several MB that
+    glibc serves from its heap once a first one has been freed; the small allocations made
+    between two frames then fragment it, and without a trim each frame's buffer took new
+    memory (8K: resident memory grew by a working frame, 17 MB, every frame)."""
+    global _TRIM
+    if _TRIM is None:
+        try:
+            _TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _TRIM = False
+    if _TRIM:
+        _TRIM(0)
+
+
+_TRIM = None
+
+
+def _in_source(face: Face, scale: float) -> Face:
+    """``face`` (pixels of the working copy) in source pixels."""
+    return Face(face.box / scale, face.prob, face.points / scale, face.how)
 
 
 def _overlaps(box: np.ndarray, faces: dict[int, Face]) -> bool:
