@@ -84,7 +84,7 @@ class FacesConfig:
     min_face: float = 0.05
     # key frames between scans at min_face (also the first key frame, and where the fast scan
     # finds nothing or a face is lost); 0 = only those
-    full_scan_every: int = 10
+    full_scan_every: int = 30
     min_face_rate: float = 0.95  # a clip with a face in fewer frames gets a warning row
     strict: bool = False  # ... or fails instead
     # MTCNN settings; min_face_size is in pixels of the detection copy.

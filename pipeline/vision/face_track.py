@@ -23,10 +23,10 @@ the long side at the defaults). When ``min_face`` asks for smaller ones (a fract
 long side when < 1, else source pixels), key frames are also scanned on a larger copy whose
 pyramid starts at that size (the *min_face scan*, which finds every face down to it, large
 ones included): the first key frame, every ``full_scan_every``-th key frame after it, a key
-frame where the fast scan finds nothing, and one where a track it does not see cannot be
-followed either. A track the fast scan misses at a key frame (a small face beside a large
-one) is followed there from its last box by the O-net, like the frames between key frames.
-So a small face next to a large one is found on the first key frame and then followed
+frame where the fast scan finds nothing and no track is known, and one where a track it does
+not see cannot be followed either. A track the fast scan misses at a key frame (a small face
+beside a large one, or alone) is followed there from its last box by the O-net, like the
+frames between key frames. So a small face is found on the first key frame and then followed
 cheaply, and a clip with one large face pays for one larger scan every ``full_scan_every``
 key frames.
 
@@ -73,7 +73,7 @@ class TrackSettings:
     refine_rnet: bool = False
     min_prob: float = 0.9
     min_face: float = 0.0  # smallest face to find: < 1 fraction of the long side, else pixels
-    full_scan_every: int = 10  # key frames between min_face scans (0: first key frame only)
+    full_scan_every: int = 30  # key frames between min_face scans (0: first key frame only)
     batch_mb: float = 0.0  # MiB of RGB frames a window may hold; 0 = batch_size frames
 
 
@@ -408,8 +408,12 @@ class FaceTracker:
         dets = self._detect(keys)
         due = set()
         if self.small_scan is not None:
+            # (a frame where the fast scan finds nothing while tracks are known is scanned
+            # only if they cannot be followed there, see _key_faces)
             due = {
-                i for i, r in enumerate(dets) if not len(r) or self._scan_due(self._key_count + i)
+                i
+                for i, r in enumerate(dets)
+                if (not len(r) and not self._alive) or self._scan_due(self._key_count + i)
             }
             if due:
                 order = sorted(due)
