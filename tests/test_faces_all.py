@@ -15,6 +15,7 @@ from visual_helpers import encode_frames, people_frames
 from pipeline.config import ConfigError, load_params, to_dict
 from pipeline.features import ClipSource, make_extractor
 from pipeline.paths import Layout
+from pipeline.qa.montage import montage
 from pipeline.store import FeatureReader
 from pipeline.training.config import InputConfig
 from pipeline.training.windowset import DataError, WindowSet
@@ -101,6 +102,9 @@ def test_stage_landmarks_verify_and_trainer_with_every_track(sample_clips, tmp_p
     inside = (pts[..., 0] > box[:, None, 0] - 10) & (pts[..., 0] < box[:, None, 2] + 10)
     assert inside.mean() > 0.95
     assert "track" in one.arrays and (one.arrays["track"][one.valid] == 0).all()
+    png = montage(lay.features_dir("faces"), CLIP, tmp_path / "m.png",
+                  landmarks_dir=lay.features_dir("landmarks"))  # fmt: skip
+    assert png.stat().st_size > 0
     problems = verify_features(
         [lay.features_dir("faces"), lay.features_dir("landmarks")], lay.clips_csv
     )
