@@ -18,7 +18,8 @@ load from other processes hits all of them alike. ``fps`` is frames per wall-clo
   full-size frame (every ``--iou-every``-th frame).
 - memory on a 7680 x 4320 clip of 6 frames: decode alone and faces, peak RSS.
 - small faces: a 1920 x 1080 clip with a face of 1/20 of the long side, the faces extractor
-  against facenet-pytorch's MTCNN on every full-size frame (frames with a face, fps).
+  against facenet-pytorch's MTCNN on every full-size frame (frames with a face, fps); and a
+  1280 x 720 clip with a 1/20 face beside a large one (frames where both are found, fps).
 - speaker: ``select: speaker`` on a speaking face (mouth opening with a sample clip's speech
   energy) beside a still one, both sides, over 8 sample clips' audio.
 - the share of frames with a face in every sample clip (the corpus target is >= 95 %).
@@ -268,6 +269,50 @@ def small_faces(work: Path, seconds: float) -> dict:
     }
 
 
+def small_beside_large(work: Path, seconds: float) -> dict:
+    """A 1280 x 720 clip with a large face (box about 270 px) and one of 1/20 of the long side
+    (64 px) beside it: the faces extractor keeping every track (``select: all``) against
+    facenet-pytorch's MTCNN on every full-size frame; frames where each finds both faces."""
+    from facenet_pytorch import MTCNN
+
+    from pipeline.media.synthetic import people_frames
+
+    clip = work / "small_beside_large_1280x720.mp4"
+    n = int(round(seconds * 30))
+    encode_video(clip, people_frames(n, 1280, 720, sides=(600, 1280 / 20 / 0.45)), fps=30)
+    cfg = {**to_dict(load_params(REPO / "params.yaml").section("faces")), "device": DEVICE}
+    faces = make_extractor("faces", {**cfg, "select": "all"})
+    faces.extract(_source(clip, end=0.3))  # warm-up
+    feats, w_ours, _ = _timed(lambda: faces.extract(_source(clip)))
+    b, t = feats.arrays["boxes"], feats.timestamps
+    cx = (b[:, 0] + b[:, 2]) / 2
+    both_ours = [
+        bool((cx[m] < 640).any() and (cx[m] >= 640).any())
+        for m in (t == u for u in np.unique(t))
+    ]
+    mtcnn = MTCNN(keep_all=True, device="cpu")
+
+    def plain() -> list[bool]:
+        out = []
+        for _, rgb in iter_frames(clip):
+            boxes, _ = mtcnn.detect(rgb)
+            c = [] if boxes is None else [(x[0] + x[2]) / 2 for x in boxes]
+            out.append(any(v < 640 for v in c) and any(v >= 640 for v in c))
+        return out
+
+    both_plain, w_plain, _ = _timed(plain)
+    return {
+        "frames": n,
+        "both_faces_rate": round(float(np.mean(both_ours)), 4),
+        "plain_mtcnn_both_rate": round(float(np.mean(both_plain)), 4),
+        "n_tracks": feats.attrs["n_tracks"],
+        "faces_fps": round(n / w_ours, 2),
+        "plain_mtcnn_fps": round(n / w_plain, 2),
+        "speedup": round(w_plain / w_ours, 2),
+        "small_face_scans": feats.attrs["n_small_face_scans"],
+    }
+
+
 def speaker(clips: list[Path], work: Path) -> dict:
     """select: speaker on two faces side by side, one whose mouth opens with a sample clip's
     espeak-ng speech (its audio energy) and one still, the speaker on each side in turn."""
@@ -418,6 +463,8 @@ def main() -> None:
         print("memory 8K:", json.dumps(out["memory_7680x4320"]))
         out["small_face_1920x1080"] = small_faces(work, 3.0 if args.quick else 10.0)
         print("small face:", json.dumps(out["small_face_1920x1080"]))
+        out["small_beside_large_1280x720"] = small_beside_large(work, 3.0 if args.quick else 10.0)
+        print("small beside large:", json.dumps(out["small_beside_large_1280x720"]))
         out["speaker"] = speaker(sample[:: max(1, len(sample) // 8)][:8], work)
         print("speaker:", json.dumps({k: v for k, v in out["speaker"].items() if k != "rows"}))
         out["sample_corpus"] = sample_corpus(sample, work)

@@ -248,8 +248,11 @@ def _check_clip(
         bad = _non_finite_valid_rows(ds, valid)
         if bad:
             problems.append(f"{what}: {bad} valid row(s) hold NaN or infinite values")
+    if "track" in group and "track" not in unsafe:
+        problems.extend(f"{where}: {p} in {spath}" for p in _track_problems(group, times, valid))
     rows = np.flatnonzero(valid)
-    spacing = float(np.median(np.diff(times))) if n > 1 else 0.0
+    steps = np.diff(np.unique(times)) if "track" in group else np.diff(times)
+    spacing = float(np.median(steps)) if len(steps) else 0.0
     end, exact = _data_end(group, d.feature, params, times, rows)
     sha = group.attrs.get("source_sha256", "")
     audio = group.attrs.get("audio_sha256", "")
@@ -265,6 +268,25 @@ def _check_clip(
         rows_digest=_rows_digest(times, valid),
         audio_sha256=audio.decode() if isinstance(audio, bytes) else str(audio),
     )
+
+
+def _track_problems(group: h5py.Group, times: np.ndarray, valid: np.ndarray) -> list[str]:
+    """A clip with a ``track`` array (``faces.select: all``: a row per face): rows in time
+    then track order, one row per (time, track), track -1 only on rows without a face."""
+    ds = group["track"]
+    if ds.shape != times.shape or ds.dtype.kind not in "iu":
+        return [f"'track' array of shape {ds.shape} and type {ds.dtype}: expected integers, "
+                f"one per row"]  # fmt: skip
+    track = np.asarray(ds[()], np.int64)
+    out = []
+    dt, dk = np.diff(times), np.diff(track)
+    if ((dt < 0) | ((dt == 0) & (dk <= 0))).any():
+        out.append("rows not in time then track order (or a track twice at one time)")
+    if (valid & (track < 0)).any():
+        out.append("valid rows with track -1 (no face)")
+    if (~valid & (track >= 0)).any():
+        out.append("rows of a track without a face")
+    return out
 
 
 def _non_finite_valid_rows(ds: h5py.Dataset, valid: np.ndarray, block_rows: int = 4096) -> int:

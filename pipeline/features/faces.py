@@ -11,8 +11,9 @@ chosen person has no face have none (``valid`` False) even when someone else is 
 (``n_frames_other_faces_only`` counts them). Faces down to ``min_face`` (1/20 of the long side
 by default) are looked for; a clip with a face in fewer than ``min_face_rate`` of its frames
 gets a ``warning`` attribute (the stage lists it in its warnings table), or fails when
-``strict``. Memory: at most ``batch_mb`` MiB of RGB frames are held (at least two frames,
-whatever their size), plus the rows of ``batch_size`` frames. The crop is a
+``strict``. Memory: at most ``batch_mb`` MiB of RGB frames are held, plus the rows of
+``batch_size`` frames; a frame too large for two to fit (8K) is handled alone, on a working
+copy of at most ``batch_mb / 16`` MiB (``work_scale``; boxes stay in source pixels). The crop is a
 square centred on the face box, ``1 + margin`` times its longer side, cut from the
 full-resolution frame (parts outside the frame are black) and resized to ``crop_size``.
 Rows go to the clip's output ``batch_size`` frames at a time (a
@@ -35,6 +36,17 @@ down, as facenet-pytorch reports them):
 ``timestamps``: seconds from the clip's start, on the media's time base (time 0 = first audio
 sample; see :mod:`pipeline.media.video`), the same as the audio features'. ``valid``: the frame
 has a face (detected or filled). A clip with no face in any frame fails with a reason.
+
+``select: all`` keeps every track: a row per face instead of a row per frame. The rows of a
+frame with faces are one per track there, in track order; a frame with no face has one row
+with track -1 (``valid`` 0, NaN boxes), so every frame has at least one row. Rows are in time
+order, so ``timestamps`` repeat for a frame with several faces. The same arrays, plus:
+
+- ``track``      int32 (R,) the row's track id (0, 1, ... in order of first appearance; a
+  person keeps an id for the whole clip); -1 on a no-face row.
+
+``fill_gaps`` must be 0 (filling is a one-person rule). The landmarks stage computes points
+per row (so per track); the trainer takes one row per time and refuses such shards.
 """
 
 from __future__ import annotations
@@ -63,12 +75,16 @@ class FacesConfig:
     fps: float = 0.0  # frames sampled per second; 0 = every frame of the source
     crop_size: int = 112  # crops are crop_size x crop_size (R(2+1)D input in the MPUC code)
     margin: float = 0.3  # crop side = (1 + margin) x the face box's longer side
-    # which track (person) a clip follows: confidence | largest | central | side | speaker
-    select: Literal["confidence", "largest", "central", "side", "speaker"] = "confidence"
+    # which track (person) a clip follows: confidence | largest | central | side | speaker;
+    # all = every track, a row per face with its track id (see the module docstring)
+    select: Literal["confidence", "largest", "central", "side", "speaker", "all"] = "confidence"
     speaker_min_corr: float = 0.2  # speaker: below this mouth/audio correlation use largest
     min_prob: float = 0.9  # faces MTCNN scores below this are ignored (stray boxes)
     # smallest face to find: < 1 = fraction of the frame's long side, >= 1 = source pixels
     min_face: float = 0.05
+    # key frames between scans at min_face (also the first key frame, and where the fast scan
+    # finds nothing or a face is lost); 0 = only those
+    full_scan_every: int = 30
     min_face_rate: float = 0.95  # a clip with a face in fewer frames gets a warning row
     strict: bool = False  # ... or fails instead
     # MTCNN settings; min_face_size is in pixels of the detection copy.
@@ -99,6 +115,7 @@ class FacesConfig:
             "margin",
             "detect_max_side",
             "fill_gaps",
+            "full_scan_every",
             "decode_threads",
             "torch_threads",
         ):
@@ -115,6 +132,10 @@ class FacesConfig:
             raise ConfigError(f"{key}.min_face_rate: must be in [0, 1], got {self.min_face_rate}")
         if not 0 <= self.min_prob <= 1:
             raise ConfigError(f"{key}.min_prob: must be in [0, 1], got {self.min_prob}")
+        if self.select == "all" and self.fill_gaps:
+            raise ConfigError(
+                f"{key}.fill_gaps: fills one person's gaps; with select: all set it to 0"
+            )
 
 
 def resolve_device(device: str, stage: str = "faces") -> str:
@@ -278,6 +299,7 @@ class FacesExtractor(StreamingExtractor):
             refine_rnet=cfg.refine_rnet,
             min_prob=cfg.min_prob,
             min_face=cfg.min_face,
+            full_scan_every=cfg.full_scan_every,
             batch_mb=cfg.batch_mb,
         )
 
@@ -301,6 +323,8 @@ class FacesExtractor(StreamingExtractor):
         from ..vision.track_choice import TrackLog
 
         cfg: FacesConfig = self.config
+        if cfg.select == "all":
+            return self._extract_all(source, sink)
         tracker = self.tracker()
         self.last_tracker = tracker  # its step timings, for benchmarks
         block = _Block(cfg.batch_size, cfg.crop_size, cfg.margin)
@@ -316,7 +340,7 @@ class FacesExtractor(StreamingExtractor):
                 face = ff.faces.get(tid) if tid is not None else None
                 written.append(tid if face is not None else None)
                 t0 = perf_counter()
-                full = block.add(face, ff.time - source.start, ff.rgb)
+                full = block.add(face, ff.time - source.start, ff.rgb, scale=ff.scale)
                 tracker.seconds["crop"] += perf_counter() - t0
                 if full:
                     block.flush(sink)
@@ -331,7 +355,7 @@ class FacesExtractor(StreamingExtractor):
             raise ExtractionError(f"{source.clip_id}: the video holds no frames")
         choice = log.choose(cfg.select, self._envelope(source, log), cfg.speaker_min_corr)
         chosen = log.faces_of(choice.track)
-        self._rewrite(source, sink, written, choice.track, chosen, block)
+        self._rewrite(source, sink, written, choice.track, chosen, block, tracker)
         n_detected = len(chosen)
         if n_detected == 0:
             raise ExtractionError(f"{source.clip_id}: no face found in any of the {n} frames")
@@ -367,6 +391,7 @@ class FacesExtractor(StreamingExtractor):
             "smallest_face_px": round(tracker.smallest_face, 2),
             "key_interval_used": tracker.key_interval,
             "window_frames": tracker.window_frames,
+            "work_scale": round(tracker.work_scale, 6),
             "n_frames": n,
             "n_detected": n_detected,
             "n_filled": n_filled,
@@ -379,6 +404,65 @@ class FacesExtractor(StreamingExtractor):
             "n_frames_other_faces_only": len(others - set(chosen)),
             "device": self.device,
             **({"warning": "; ".join(warnings)} if warnings else {}),
+            **{f"n_{k}": int(v) for k, v in tracker.stats.items()},
+        }
+
+    def _extract_all(self, source: ClipSource, sink: ClipSink) -> dict[str, Any]:
+        """``select: all``: a row per (frame, track) with a face, in time then track order,
+        and one row with track -1 (valid 0) for a frame with no face."""
+        cfg: FacesConfig = self.config
+        tracker = self.tracker()
+        self.last_tracker = tracker
+        block = _Block(cfg.batch_size, cfg.crop_size, cfg.margin, with_track=True)
+        n = n_found = 0
+        try:
+            for ff in tracker.run(self._frames(source)):
+                n += 1
+                n_found += bool(ff.faces)
+                t0 = perf_counter()
+                rows = sorted(ff.faces.items()) or [(-1, None)]
+                for tid, face in rows:
+                    if block.add(face, ff.time - source.start, ff.rgb, tid, ff.scale):
+                        block.flush(sink)
+                tracker.seconds["crop"] += perf_counter() - t0
+                del ff, face  # the frame's pixels: free before the next frame is converted
+        except VideoDecodeError as e:
+            raise ExtractionError(f"{source.clip_id}: {e}") from e
+        block.flush(sink)
+        if tracker.frames_buffer is not None:
+            self._buffers.append(tracker.frames_buffer)
+        if n == 0:
+            raise ExtractionError(f"{source.clip_id}: the video holds no frames")
+        if n_found == 0:
+            raise ExtractionError(f"{source.clip_id}: no face found in any of the {n} frames")
+        rate = n_found / n
+        warning = ""
+        if rate < cfg.min_face_rate:
+            warning = (
+                f"a face in {rate:.1%} of the {n} frames, under faces.min_face_rate "
+                f"{cfg.min_face_rate:g} (faces smaller than {tracker.smallest_face:.0f} px "
+                f"are not looked for)"
+            )
+            if cfg.strict:
+                raise ExtractionError(f"{source.clip_id}: {warning}")
+        w, h = tracker.frame_size
+        return {
+            "frame_width": int(w),
+            "frame_height": int(h),
+            "detect_scale": round(tracker.detect_scale, 6),
+            "smallest_face_px": round(tracker.smallest_face, 2),
+            "key_interval_used": tracker.key_interval,
+            "window_frames": tracker.window_frames,
+            "work_scale": round(tracker.work_scale, 6),
+            "n_frames": n,
+            "n_detected": n_found,
+            "n_filled": 0,
+            "face_rate": round(rate, 6),
+            "n_tracks": tracker.n_tracks,
+            "track": -1,
+            "select_used": "all",
+            "device": self.device,
+            **({"warning": warning} if warning else {}),
             **{f"n_{k}": int(v) for k, v in tracker.stats.items()},
         }
 
@@ -414,6 +498,7 @@ class FacesExtractor(StreamingExtractor):
         track: int | None,
         chosen: dict[int, Face],
         block: _Block,
+        tracker: FaceTracker,
     ) -> None:
         """Rewrite the rows that were streamed from another track than the chosen one (the
         leader changed while the clip streamed): cleared where the chosen track has no face,
@@ -435,6 +520,8 @@ class FacesExtractor(StreamingExtractor):
 
         todo = set(redo)
         part = _Block(block.size, block.crop_size, block.margin)
+        scale = tracker.work_scale  # cut from the same (working) copy as the first pass
+        size = tracker.work_size if scale != 1 else None
         rows: list[int] = []
 
         def put() -> None:
@@ -444,13 +531,14 @@ class FacesExtractor(StreamingExtractor):
                 sink.put(name, idx, values)
             sink.put("valid", idx, np.ones(len(idx), bool))
             part.rows.clear()
+            part.tracks.clear()
             rows.clear()
 
         try:
             for i, (_, frame) in enumerate(self._frames(source)):
                 if i in todo:
                     rows.append(i)
-                    if part.add(chosen[i], 0.0, to_rgb(frame)):
+                    if part.add(chosen[i], 0.0, to_rgb(frame, size=size), scale=scale):
                         put()
                     todo.discard(i)
                     if not todo:
@@ -466,13 +554,19 @@ class FacesExtractor(StreamingExtractor):
 class _Block:
     """Up to ``size`` frames' rows, appended to the sink together."""
 
-    def __init__(self, size: int, crop_size: int, margin: float) -> None:
+    def __init__(self, size: int, crop_size: int, margin: float, with_track: bool = False) -> None:
+        """``with_track``: the rows carry a ``track`` array (``select: all``)."""
         self.size, self.crop_size, self.margin = size, crop_size, margin
+        self.with_track = with_track
         self.crops = np.zeros((size, crop_size, crop_size, 3), np.uint8)
         self.rows: list[tuple[float, np.ndarray, np.ndarray, float, np.ndarray]] = []
+        self.tracks: list[int] = []
 
-    def add(self, face: Face | None, time: float, rgb: np.ndarray) -> bool:
-        """Add one frame's row (its crop cut from ``rgb``); True when the block is full."""
+    def add(
+        self, face: Face | None, time: float, rgb: np.ndarray, track: int = -1, scale: float = 1
+    ) -> bool:
+        """Add one row (its crop cut from ``rgb``, ``scale`` times the source's size); True
+        when the block is full."""
         from ..vision.boxes import crop_box, cut
 
         i = len(self.rows)
@@ -481,19 +575,27 @@ class _Block:
             self.rows.append((time, _NAN4, _NAN4, 0.0, _NAN52))
         else:
             region = crop_box(face.box, self.margin)
-            self.crops[i] = cut(rgb, region, self.crop_size)
+            at = region
+            if scale != 1:  # the same square on a smaller working copy of the frame
+                at = np.round(region * scale)
+                at[2:] = np.maximum(at[2:], at[:2] + 1)
+            self.crops[i] = cut(rgb, at, self.crop_size)
             self.rows.append((time, face.box, region, face.prob, face.points))
+        self.tracks.append(track)
         return len(self.rows) == len(self.crops)
 
     def arrays(self) -> dict[str, np.ndarray]:
         n = len(self.rows)
-        return {
+        out = {
             "crops": self.crops[:n].copy(),
             "boxes": np.array([r[1] for r in self.rows], np.float32),
             "crop_boxes": np.array([r[2] for r in self.rows], np.float32),
             "probs": np.array([r[3] for r in self.rows], np.float32),
             "points": np.array([r[4] for r in self.rows], np.float32),
         }
+        if self.with_track:
+            out["track"] = np.array(self.tracks, np.int32)
+        return out
 
     def flush(self, sink: ClipSink) -> None:
         if not self.rows:
@@ -505,6 +607,7 @@ class _Block:
             np.isfinite(arrays["boxes"]).all(axis=1),
         )
         self.rows.clear()
+        self.tracks.clear()
 
 
 _NAN4 = np.full(4, np.nan)

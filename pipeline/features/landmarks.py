@@ -23,7 +23,9 @@ Arrays (T = the faces shard's frames; pixels of the upright source frame, x righ
   stage (``faces.fill_gaps``), not detected in this frame.
 
 ``timestamps`` and ``valid`` are those of the faces shard (same time base as the audio
-features: seconds from the clip's start).
+features: seconds from the clip's start). Faces shards of ``faces.select: all`` (a row per
+face, with a ``track`` id) give a row per face too, each with its ``track``: the landmarks of
+every person.
 """
 
 from __future__ import annotations
@@ -204,7 +206,9 @@ class LandmarksExtractor(StreamingExtractor):
             )
         try:
             # Not the crops: they can be large, and the frames are decoded again here.
-            faces = reader.read(source.clip_id, arrays=("boxes", "crop_boxes", "filled"))
+            every = reader.clip_attrs(source.clip_id).get("select_used") == "all"
+            wanted = ("boxes", "crop_boxes", "filled") + (("track",) if every else ())
+            faces = reader.read(source.clip_id, arrays=wanted)
         except ShardError as e:
             raise ExtractionError(str(e)) from e
         sha = faces.attrs.get("source_sha256", "")
@@ -221,7 +225,7 @@ class LandmarksExtractor(StreamingExtractor):
         n = len(times)
         filled = faces.arrays["filled"].astype(bool)
         todo = {int(i) for i in np.nonzero(valid)[0]}
-        out = _RowsOut(times, valid, boxes, regions, filled, sink)
+        out = _RowsOut(times, valid, boxes, regions, filled, sink, faces.arrays.get("track"))
         frames = iter_decoded(
             source.path, fps=fps, start=source.start, end=source.end, threads=cfg.decode_threads
         )
@@ -231,13 +235,15 @@ class LandmarksExtractor(StreamingExtractor):
         try:
             for t, frame in frames:
                 row = int(np.searchsorted(times, t - source.start - TIME_TOLERANCE))
-                if row >= n or abs(times[row] - (t - source.start)) > TIME_TOLERANCE:
-                    continue
-                if row not in todo:
-                    continue
-                batch_rows.append(row)
-                batch_frames.append(to_rgb(frame))
-                if len(batch_rows) >= batch_size:
+                rgb = None
+                # one row per frame; several (one per face) in select: all shards
+                while row < n and abs(times[row] - (t - source.start)) <= TIME_TOLERANCE:
+                    if row in todo:
+                        rgb = to_rgb(frame) if rgb is None else rgb
+                        batch_rows.append(row)
+                        batch_frames.append(rgb)
+                    row += 1
+                if batch_rows and len(batch_rows) >= batch_size:
                     out.put(batch_rows, *self.landmarker.predict(batch_frames, boxes[batch_rows]))
                     todo.difference_update(batch_rows)
                     batch_rows, batch_frames = [], []
@@ -297,9 +303,10 @@ class _RowsOut:
     """Appends landmark rows to the sink in time order as batches finish: rows before a
     finished batch's last row are final (a face row computed, a no-face row all NaN)."""
 
-    def __init__(self, times, valid, boxes, regions, filled, sink: ClipSink) -> None:
+    def __init__(self, times, valid, boxes, regions, filled, sink: ClipSink, track=None) -> None:
         self.times, self.valid, self.boxes = times, valid, boxes
         self.regions, self.filled, self.sink = regions, filled, sink
+        self.track = track  # the faces rows' track ids (select: all), copied to the rows
         self.next = 0  # first row not yet appended
         self.pending: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -327,6 +334,7 @@ class _RowsOut:
                 "confidence": cf.astype(np.float32),
                 "boxes": self.boxes[sl].astype(np.float32),
                 "filled": self.filled[sl],
+                **({"track": self.track[sl]} if self.track is not None else {}),
             },
             self.times[sl],
             self.valid[sl],

@@ -95,6 +95,8 @@ def montage(
         label = f"{faces.timestamps[i]:.2f}s p={faces.arrays['probs'][i]:.2f}"
         if filled[i]:
             label = f"{faces.timestamps[i]:.2f}s filled"
+        if "track" in faces.arrays:  # faces.select: all: a row per face, say whose
+            label += f" #{faces.arrays['track'][i]}"
         lm = lms.arrays["landmarks_crop"][i] if lms is not None else None
         tiles.append(_tile(crops[i], scale, label, bool(faces.valid[i]), lm, pts5))
     s = crops.shape[1] * scale
@@ -102,6 +104,8 @@ def montage(
     n_rows = -(-len(tiles) // columns)
     sheet = np.full((n_rows * (s + 2) + 22, columns * (s + 2), 3), 30, np.uint8)
     title = f"{clip_id}  ({n} frames, {int(faces.valid.sum())} with a face)"
+    if "track" in faces.arrays:
+        title = f"{clip_id}  ({n} rows: every face, {len(np.unique(faces.timestamps))} frames)"
     cv2.putText(sheet, title, (4, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1)
     for k, tile in enumerate(tiles):
         r, c = divmod(k, columns)

@@ -143,6 +143,12 @@ class WindowSet:
                     f"{', '.join(sorted(k for k in group if k not in RESERVED))}); set "
                     f"train.inputs.{modality}.array"
                 )
+            if "track" in group:  # faces.select: all: a row per face, several at one time
+                raise DataError(
+                    f"{self.feature_dirs[modality]}: clip {clip_id!r} holds every face track "
+                    f"(faces.select: all); training takes one person per clip: extract "
+                    f"{modality} with another faces.select"
+                )
             array = group[name][()] if self.cache else group[name]
             rows = _ClipRows(group[TIMESTAMPS][()], group[VALID][()].astype(bool), array)
             self._clips[key] = rows  # timestamps are small; arrays stay on disk unless cached

@@ -20,20 +20,31 @@ So frames are handled in windows that end on a key frame:
 
 Small faces: the fast scan finds faces down to ``min_face_size / scale`` source pixels (1/8 of
 the long side at the defaults). When ``min_face`` asks for smaller ones (a fraction of the
-long side when < 1, else source pixels), a key frame where the fast scan finds nothing is
-scanned again on a larger copy whose pyramid starts at that size. A frame with one large face
-never pays for it.
+long side when < 1, else source pixels), key frames are also scanned on a larger copy whose
+pyramid starts at that size (the *min_face scan*, which finds every face down to it, large
+ones included): the first key frame, every ``full_scan_every``-th key frame after it, a key
+frame where the fast scan finds nothing and no track is known, and one where a track it does
+not see cannot be followed either. A track the fast scan misses at a key frame (a small face
+beside a large one, or alone) is followed there from its last box by the O-net, like the
+frames between key frames. So a small face is found on the first key frame and then followed
+cheaply, and a clip with one large face pays for one larger scan every ``full_scan_every``
+key frames.
 
 Memory: the window holds at most ``batch_mb`` MiB of RGB frames (and never more than
 ``batch_size + 1`` frames), so a 7680 x 4320 clip (99 MB a frame) is held to the same bound as
 a 1280 x 720 one: when fewer than ``key_interval + 1`` frames fit, the key interval shrinks to
-what fits (down to every frame, two frames held), which costs speed, not memory.
+what fits (down to every frame), which costs speed, not memory. A frame too large for two to
+fit (8K at the defaults) is handled one at a time, converted straight from the decoder's frame
+to RGB on a *working copy* of at most ``batch_mb / 16`` MiB (8K: 0.29 of its size; never so
+small that a face of ``min_face`` would be cut from fewer than ``crop_size`` pixels): the
+faces are followed and cut there, and reported in source pixels (``FrameFaces.scale``).
 
 ``key_interval`` 1 with ``detect_max_side`` 0 detects every frame at full size.
 """
 
 from __future__ import annotations
 
+import ctypes
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -62,6 +73,7 @@ class TrackSettings:
     refine_rnet: bool = False
     min_prob: float = 0.9
     min_face: float = 0.0  # smallest face to find: < 1 fraction of the long side, else pixels
+    full_scan_every: int = 30  # key frames between min_face scans (0: first key frame only)
     batch_mb: float = 0.0  # MiB of RGB frames a window may hold; 0 = batch_size frames
 
 
@@ -77,13 +89,16 @@ class Face:
 
 @dataclass
 class FrameFaces:
-    """The faces of one frame, by track id. ``rgb`` is the full frame; it is reused for a
-    later frame once the consumer asks for the next item, so use it before that."""
+    """The faces of one frame, by track id (source pixels). ``rgb`` is the frame, ``scale``
+    times the source's size (1 but for frames too large for the memory bound, see above); it
+    is reused for a later frame once the consumer asks for the next item, so use it before
+    that."""
 
     index: int
     time: float
     rgb: np.ndarray
     faces: dict[int, Face]
+    scale: float = 1.0
 
 
 @dataclass
@@ -141,6 +156,9 @@ class FaceTracker:
         self.s = settings
         self._spare = buffer
         self.frame_size: tuple[int, int] | None = None  # (width, height), upright
+        # the frames as held: the source size, or smaller when a frame exceeds the memory
+        # bound (boxes inside the tracker are in its pixels)
+        self.work_size: tuple[int, int] | None = None
         self.detect_size: tuple[int, int] | None = None
         # The small-face scan: (copy size, MTCNN min face in its pixels), or None when the
         # fast scan already reaches min_face.
@@ -160,6 +178,8 @@ class FaceTracker:
         self._frames = np.empty((0, 0, 0, 3), np.uint8)
         self._next_id = 0
         self._last_box: dict[int, np.ndarray] = {}  # each track's box at its last key frame
+        self._alive: dict[int, np.ndarray] = {}  # tracks present at the last key frame: box
+        self._key_count = 0  # key frames handled so far (the min_face scan's schedule)
         # each track's anchor at the last key frame of the previous window (None: absent)
         self._prev_anchor: dict[int, tuple[int, np.ndarray | None]] = {}
 
@@ -171,6 +191,13 @@ class FaceTracker:
     @property
     def n_tracks(self) -> int:
         return self._next_id
+
+    @property
+    def work_scale(self) -> float:
+        """Working copy / source (1: frames are held at full size)."""
+        if not self.frame_size or not self.work_size:
+            return 1.0
+        return self.work_size[0] / self.frame_size[0]
 
     @property
     def detect_scale(self) -> float:
@@ -201,9 +228,16 @@ class FaceTracker:
             fit = min(fit, max(2, int(self.s.batch_mb * 2**20 // (w * h * 3))))
         self.key_interval = min(k, fit - 1)
         self.window_frames = fit
+        self.work_size = (w, h)
+        budget = self.s.batch_mb * 2**20 / 16
+        if fit <= 2 and self.s.batch_mb > 0 and w * h * 3 > budget:
+            sw = math.sqrt(budget / (w * h * 3))
+            if want > 0:  # crops of the smallest face are never cut from fewer than S pixels
+                sw = max(sw, min(1.0, self.s.crop_size / ((1 + self.s.margin) * want)))
+            self.work_size = (max(1, round(w * sw)), max(1, round(h * sw)))
 
     def _small(self, frame: av.VideoFrame, rgb: np.ndarray) -> np.ndarray:
-        if self.detect_size == self.frame_size:
+        if self.detect_size == self.work_size:
             return rgb
         return to_rgb(frame, size=self.detect_size)
 
@@ -220,15 +254,25 @@ class FaceTracker:
                 keys_per_window = max(1, (self.window_frames - 1) // k)
             # Hold one frame back so the last frame of the stream is known to be the last.
             if pending is not None:
-                window.append(self._item(len(window), index, *pending, key=index % k == 0))
+                it = pending if isinstance(pending, _Item) else None
+                window.append(it or self._item(len(window), index, *pending, key=index % k == 0))
                 n_keys += index % k == 0
                 index += 1
                 if n_keys >= keys_per_window and (index - 1) % k == 0:
                     yield from self._window(window)
                     window, n_keys = [], 0
-            pending = item
+            # Frames of one-at-a-time size are converted at once: the decoder's frame (its
+            # YUV pixels) is not held back beside the next one; the frame before is let go
+            # first, and its memory handed back (see release_memory).
+            if self.window_frames <= 2:
+                it = pending = None
+                release_memory()
+                pending = self._item(0, index, *item, key=True)
+            else:
+                pending = item
         if pending is not None:
-            window.append(self._item(len(window), index, *pending, key=True))
+            last = pending if isinstance(pending, _Item) else None
+            window.append(last or self._item(len(window), index, *pending, key=True))
         if window:
             yield from self._window(window)
 
@@ -239,12 +283,13 @@ class FaceTracker:
             if upright_size(frame) != self.frame_size:
                 raise ValueError(f"frame size changed mid-stream at {time:.3f} s")
             t0 = perf_counter()
-            rgb = to_rgb(frame, copy=False)
+            scaled = self.work_size != self.frame_size
+            rgb = to_rgb(frame, size=self.work_size if scaled else None, copy=False)
             item = _Item(index, time, rgb, self._small(frame, rgb) if key else None)
             self.seconds["convert"] += perf_counter() - t0
             return item
         if not len(self._frames):
-            w, h = self.frame_size
+            w, h = self.work_size
             # One window of RGB frames, allocated once and reused (see to_rgb).
             cap = self.window_frames
             spare = self._spare
@@ -263,32 +308,40 @@ class FaceTracker:
         return item
 
     def _detect(self, items: list[_Item]) -> list[FaceList]:
-        """Every face of each frame (source pixels): the fast scan, then the small-face scan
-        of the frames where it found none."""
+        """Every face of each frame (source pixels) that the fast scan finds."""
         smalls = [it.small if it.small is not None else self._resized(it, self.detect_size)
                   for it in items]  # fmt: skip
         t0 = perf_counter()
         res = self.detector.detect_all(np.stack(smalls))
         self.stats["detect_calls"] += 1
-        w, h = self.frame_size
+        w, h = self.work_size
         sx, sy = w / self.detect_size[0], h / self.detect_size[1]
-        res = [r.scaled(sx, sy) for r in res]
-        miss = [i for i, r in enumerate(res) if not len(r)]
-        if self.small_scan is not None and miss:
-            size, min_face = self.small_scan
-            imgs = np.stack([self._resized(items[i], size) for i in miss])
-            again = self.detector.detect_all(imgs, min_face_size=min_face)
-            for i, r in zip(miss, again, strict=True):
-                res[i] = r.scaled(w / size[0], h / size[1])
-            self.stats["small_face_scans"] += len(miss)
         self.seconds["detect"] += perf_counter() - t0
-        return res
+        return [r.scaled(sx, sy) for r in res]
+
+    def _scan(self, items: list[_Item]) -> list[FaceList]:
+        """Every face of each frame down to ``min_face`` (the min_face scan; only when
+        ``small_scan`` is set)."""
+        assert self.small_scan is not None
+        size, min_face = self.small_scan
+        t0 = perf_counter()
+        imgs = np.stack([self._resized(it, size) for it in items])
+        res = self.detector.detect_all(imgs, min_face_size=min_face)
+        self.stats["small_face_scans"] += len(items)
+        self.seconds["detect"] += perf_counter() - t0
+        w, h = self.work_size
+        return [r.scaled(w / size[0], h / size[1]) for r in res]
+
+    def _scan_due(self, count: int) -> bool:
+        """The min_face scan is due on the ``count``-th key frame of the clip (0-based)."""
+        every = self.s.full_scan_every
+        return count == 0 or (every > 0 and count % every == 0)
 
     def _resized(self, item: _Item, size: tuple[int, int]) -> np.ndarray:
         with needs("faces", "extract"):
             import cv2
 
-        if size == self.frame_size:
+        if size == self.work_size:
             return item.rgb
         return cv2.resize(item.rgb, size, interpolation=cv2.INTER_AREA)
 
@@ -301,9 +354,11 @@ class FaceTracker:
         ok &= np.isfinite(res.boxes).all(axis=1)
         return res, ok
 
-    def _link(self, found: FaceList) -> list[int]:
-        """Track ids for the faces of one key frame (new tracks for the unmatched)."""
-        ids = assign(self._last_box, found.boxes)
+    def _link(self, found: FaceList, taken: Iterable[int] = ()) -> list[int]:
+        """Track ids for the faces of one key frame (new tracks for the unmatched); tracks
+        in ``taken`` already have their face in this frame."""
+        skip = set(taken)
+        ids = assign({k: b for k, b in self._last_box.items() if k not in skip}, found.boxes)
         out = []
         for d, tid in enumerate(ids):
             if tid is None:
@@ -313,16 +368,61 @@ class FaceTracker:
             out.append(tid)
         return out
 
+    def _key_faces(self, item: _Item, found: FaceList, scanned: bool) -> dict[int, Face]:
+        """The faces of one key frame by track: those found (linked to tracks), then every
+        track present at the previous key frame that was not found, followed from its box
+        there by the O-net; when one cannot be followed and this frame had no min_face scan
+        yet, that scan looks for it (and for faces not seen so far)."""
+        faces = {
+            tid: Face(found.boxes[d], float(found.probs[d]), found.points[d], "key")
+            for d, tid in enumerate(self._link(found))
+        }
+        missing = [t for t in self._alive if t not in faces]
+        lost: list[int] = []
+        if missing:
+            start = np.array([self._alive[t] for t in missing])
+            ref, ok = self._refine([item] * len(missing), start)
+            for r, tid in enumerate(missing):
+                if ok[r] and not _overlaps(ref.boxes[r], faces):
+                    faces[tid] = Face(ref.boxes[r], float(ref.probs[r]), ref.points[r], "followed")
+                    self._last_box[tid] = ref.boxes[r]
+                else:
+                    lost.append(tid)
+        if lost and not scanned and self.small_scan is not None:
+            again = self._scan([item])[0]
+            new = [d for d in range(len(again)) if not _overlaps(again.boxes[d], faces)]
+            more = FaceList(again.boxes[new], again.probs[new], again.points[new])
+            for d, tid in enumerate(self._link(more, taken=faces)):
+                faces[tid] = Face(more.boxes[d], float(more.probs[d]), more.points[d], "key")
+        self._alive = {tid: f.box for tid, f in faces.items()}
+        return faces
+
     def _window(self, window: list[_Item]) -> Iterator[FrameFaces]:
         n = len(window)
         faces: list[dict[int, Face]] = [{} for _ in range(n)]
         key_pos = [j for j, it in enumerate(window) if it.small is not None]
-        # 1. key frames: detect on the small copies, link to tracks, refine at full resolution.
-        dets = self._detect([window[j] for j in key_pos])
-        for j, found in zip(key_pos, dets, strict=True):
-            for d, tid in enumerate(self._link(found)):
-                faces[j][tid] = Face(found.boxes[d], float(found.probs[d]), found.points[d], "key")
-        pairs = [(j, tid) for j in key_pos for tid in faces[j]]
+        # 1. key frames: detect on the small copies (the min_face scan where it is due or the
+        # fast scan found nothing), link to tracks, follow the tracks not found, refine the
+        # detected faces at full resolution.
+        keys = [window[j] for j in key_pos]
+        dets = self._detect(keys)
+        due = set()
+        if self.small_scan is not None:
+            # (a frame where the fast scan finds nothing while tracks are known is scanned
+            # only if they cannot be followed there, see _key_faces)
+            due = {
+                i
+                for i, r in enumerate(dets)
+                if (not len(r) and not self._alive) or self._scan_due(self._key_count + i)
+            }
+            if due:
+                order = sorted(due)
+                for i, r in zip(order, self._scan([keys[i] for i in order]), strict=True):
+                    dets[i] = r
+        self._key_count += len(keys)
+        for i, j in enumerate(key_pos):
+            faces[j] = self._key_faces(window[j], dets[i], scanned=i in due)
+        pairs = [(j, tid) for j in key_pos for tid in faces[j] if faces[j][tid].how == "key"]
         if pairs:
             start = np.array([faces[j][tid].box for j, tid in pairs])
             ref, ok = self._refine([window[j] for j, _ in pairs], start)
@@ -355,26 +455,64 @@ class FaceTracker:
                     )
                 else:
                     lost.append((j, tid, starts[r]))
-        # 3. faces lost there: full detection of the frame; take the face that matches.
+        # 3. faces lost there: full detection of the frame (the fast scan, then the min_face
+        # scan for faces it does not see); take the face that matches.
         if lost:
             frames = sorted({j for j, _, _ in lost})
-            dets = dict(zip(frames, self._detect([window[j] for j in frames]), strict=True))
-            for j in frames:
-                mine = {tid: b for jj, tid, b in lost if jj == j}
-                found = dets[j]
-                for d, tid in enumerate(assign(mine, found.boxes)):
-                    if tid is not None:
-                        faces[j][tid] = Face(
-                            found.boxes[d], float(found.probs[d]), found.points[d], "redetected"
-                        )
+            for scan in (self._detect, self._scan):
+                todo = [
+                    j for j in frames if any(jj == j and t not in faces[j] for jj, t, _ in lost)
+                ]
+                if not todo or (scan == self._scan and self.small_scan is None):
+                    break
+                for j, found in zip(todo, scan([window[jj] for jj in todo]), strict=True):
+                    mine = {tid: b for jj, tid, b in lost if jj == j and tid not in faces[j]}
+                    for d, tid in enumerate(assign(mine, found.boxes)):
+                        if tid is not None and not _overlaps(found.boxes[d], faces[j]):
+                            faces[j][tid] = Face(
+                                found.boxes[d], float(found.probs[d]), found.points[d],
+                                "redetected",
+                            )  # fmt: skip
         last = window[key_pos[-1]].index
         # (a track absent at the last key frame needs no anchor: None and none are alike)
         self._prev_anchor = {tid: (last, f.box) for tid, f in faces[key_pos[-1]].items()}
         for j in range(n):
             for f in faces[j].values():
                 self.stats[f.how] += 1
+        k = self.work_scale
         for j, it in enumerate(window):
-            yield FrameFaces(it.index, it.time, it.rgb, faces[j])
+            mine = faces[j] if k == 1 else {t: _in_source(f, k) for t, f in faces[j].items()}
+            yield FrameFaces(it.index, it.time, it.rgb, mine, k)
+
+
+def release_memory() -> None:
+    """Hand freed heap memory back to the system (glibc's ``malloc_trim``; elsewhere nothing).
+
+    Frames of one-at-a-time size are converted by FFmpeg into buffers of several MB that
+    glibc serves from its heap once a first one has been freed; the small allocations made
+    between two frames then fragment it, and without a trim each frame's buffer took new
+    memory (8K: resident memory grew by a working frame, 17 MB, every frame)."""
+    global _TRIM
+    if _TRIM is None:
+        try:
+            _TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _TRIM = False
+    if _TRIM:
+        _TRIM(0)
+
+
+_TRIM = None
+
+
+def _in_source(face: Face, scale: float) -> Face:
+    """``face`` (pixels of the working copy) in source pixels."""
+    return Face(face.box / scale, face.prob, face.points / scale, face.how)
+
+
+def _overlaps(box: np.ndarray, faces: dict[int, Face]) -> bool:
+    """``box`` is (mostly) the face of one of ``faces`` already."""
+    return any(float(iou(box, f.box)) >= MIN_FOLLOW_IOU for f in faces.values())
 
 
 def _start_box(index: int, anchors: list[tuple[int, np.ndarray | None]]) -> np.ndarray:

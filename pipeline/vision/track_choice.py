@@ -84,7 +84,8 @@ class TrackLog:
             on_side = cx < self.w / 2 if self.side == "left" else cx >= self.w / 2
             s["side"] += area if (self.side and on_side) else 0.0
             if self.mouth:
-                t.mouth.append(mouth_signal(ff.rgb, b, f.points))
+                k = ff.scale  # the frame may be a smaller working copy
+                t.mouth.append(mouth_signal(ff.rgb, b * k, f.points * k))
 
     def leader(self, rule: str) -> int | None:
         """The track the rule prefers on the frames so far (``largest`` for ``speaker``)."""
