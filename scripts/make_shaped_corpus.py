@@ -154,14 +154,15 @@ IEMOCAP_PROSODY = {  # code -> (pitch delta, speed factor, amplitude)
     "sur": (30, 1.1, 140), "fea": (28, 1.3, 90), "dis": (-10, 0.85, 120),
     "oth": (0, 1.0, 100), "xxx": (3, 1.05, 110),
 }  # fmt: skip
-WORDS = """i you we they he she it this that the a and but so not no yes very really just
+_WORD_TEXT = """i you we they he she it this that the a and but so not no yes very really just
 well now then here there what why how when where who know think want need go come see look
 say tell talk give take make get feel love like hate mean try leave stay wait work home
 time day night year life money car house door job friend mother father baby people man
 woman thing way place moment good bad great fine right wrong sorry happy sad angry sure
 little big long old new last first never always again maybe about with from for to of in
 on at out up down back over all some any much more every nothing something everything
-because if can could would should will did do was were is are have has had been""".split()
+because if can could would should will did do was were is are have has had been"""
+WORDS = _WORD_TEXT.split()  # common English words (all in GloVe and word2vec)
 IEMOCAP_RATE = 16000
 
 
