@@ -23,7 +23,8 @@ Nothing here is committed media: run it into a scratch folder, then run a preset
 - ``mosei``: ``CMU_MOSEI_Labels.csd`` and ``CMU_MOSEI_TimestampedWords.csd`` over the SDK's
   standard-fold video ids (2,250 / 300 / 678 videos), six emotion scores per segment with
   several or none present (``pipeline/corpora/mosei_shaped.py``), and one generated video
-  linked as every ``Raw/Videos/Full/Combined/<video>.mp4``. Segments lie inside it.
+  linked as every ``Raw/Videos/Full/Combined/<video>.mp4``. Two segments a video lie
+  inside it, each 0.8-1.4 s but at most half the video.
 
 - ``iemocap``: the ``IEMOCAP_full_release`` layout the IEMOCAP adapter reads, planned by
   ``pipeline/corpora/iemocap_shaped.py``: 5 sessions, two actors each, 150 improvised and
@@ -135,11 +136,13 @@ def make_mosei(out: Path, videos: tuple[int, int, int], seed: int, width: int, h
     mcs = _sample_generator()
     mcs.FRAME_W, mcs.FRAME_H = width, height
     t0 = time.perf_counter()
-    # one ~3 s talking-face video; segments of 0.8-1.4 s, two per video, lie inside it
+    # one talking-face video (~2.2 s); two back-to-back segments per video lie inside it:
+    # each at most half the video (0.8-1.4 s when the video is long enough)
     clip = mcs.all_clips()[2]
     res = mcs.make_clip(clip, out / "_generated", seed, mcs._pyav_has_libx264())
+    hi = min(1.4, (res.duration - 0.05) / 2)
     counts = write_mosei_shaped(
-        out, MoseiShape(videos=videos, segments=(2, 2), seconds=(0.8, 1.4), seed=seed)
+        out, MoseiShape(videos=videos, segments=(2, 2), seconds=(min(0.8, hi), hi), seed=seed)
     )
     from pipeline.corpora.mosei_shaped import standard_video_ids
 
