@@ -186,12 +186,13 @@ def _iemocap_pool(mcs, out: Path, dialogs, pool: int, seed: int) -> dict:
         for u in d.utterances:
             key = (d.session, u.speaker, u.code)
             need[key] = need.get(key, 0) + 1
+    import soundfile as sf
+
     rng = np.random.default_rng(seed)
     recs: dict[tuple[int, str, str], list[tuple[Path, np.ndarray, str]]] = {}
     folder = out / "_pool"
     folder.mkdir(parents=True, exist_ok=True)
-    import soundfile as sf
-
+    mcs.SAMPLE_RATE = IEMOCAP_RATE  # synthesize() resamples espeak-ng's 22,050 Hz to this
     for (session, speaker, code), n in sorted(need.items()):
         dp, speed, amp = IEMOCAP_PROSODY[code]
         voice = f"en+{speaker.lower()}{1 + (session - 1) % 5}"
@@ -201,7 +202,6 @@ def _iemocap_pool(mcs, out: Path, dialogs, pool: int, seed: int) -> dict:
             text = _sentence(rng)
             ep = mcs.EspeakParams(voice, int(np.clip(base_pitch + dp, 0, 99)),
                                   round(165 * speed), amp)  # fmt: skip
-            mcs.SAMPLE_RATE = IEMOCAP_RATE  # synthesize() resamples espeak's 22,050 Hz to this
             wav = mcs.synthesize(text, ep)
             pcm = (np.clip(wav, -1, 1) * 32767).astype(np.int16)
             pcm = np.pad(pcm, (0, -len(pcm) % 8))  # whole 0.5 ms: times exact in 4 decimals
@@ -276,8 +276,8 @@ def make_iemocap(out: Path, scale: float, seed: int, pool: int, width: int, heig
             pieces.append((int(round(cursor * IEMOCAP_RATE)), pcm))
             wav = out / f"Session{d.session}/sentences/wav/{d.name}/{u.utt}.wav"
             wav.parent.mkdir(parents=True, exist_ok=True)
-            if not wav.exists():
-                os.link(path, wav)
+            wav.unlink(missing_ok=True)  # a rerun into the same folder
+            os.link(path, wav)
             cursor = u.end + float(rng.uniform(0.2, 1.0))
         audio = np.zeros(int((cursor + 0.3) * IEMOCAP_RATE), np.int16)
         for at, pcm in pieces:
