@@ -34,7 +34,7 @@ Nothing here is committed media: run it into a scratch folder, then run a preset
   ``dialog/avi/DivX/<dialog>.avi`` holding the dialog's speech (PCM, 16 kHz) with a still
   video of two faces at ``--video-fps`` (2 by default, the release has ~30: the Qian & Han
   preset reads only the audio). Speech is espeak-ng, one voice per actor, prosody by emotion,
-  over random sentences of common words (3-35 words, ~4 s, the release's mean is ~4.5 s);
+  over random sentences of common words (3-45 words, ~4.5 s on average, as in the release);
   ``--pool`` recordings per actor and emotion are reused across utterances (the sentence wavs
   are hard links to them; each utterance's transcript is its recording's sentence).
   ``--scale 0.01`` makes a miniature (every count scaled, >= 1 per 4-class code).
@@ -174,7 +174,7 @@ IEMOCAP_RATE = 16000
 
 
 def _sentence(rng: np.random.Generator) -> str:
-    n = int(np.clip(rng.gamma(3.0, 4.0), 3, 35))
+    n = int(np.clip(rng.gamma(3.0, 5.5), 3, 45))  # ~16 words: ~4.5 s, as the release
     return " ".join(rng.choice(WORDS, size=n))
 
 
