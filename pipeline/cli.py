@@ -82,9 +82,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         from .workflow import layout, run_ingest
 
     params = load_cli_params(args)
+    from .clip_warnings import read_warnings
+
     code = run_ingest(params, args.root)
     lay = layout(params, args.root)
-    _emit(args, {"manifest": str(lay.clips_csv), "exit": code}, f"wrote {lay.clips_csv}")
+    warned = read_warnings(lay.warnings_csv("ingest"))
+    _emit(args, {"manifest": str(lay.clips_csv), "warned": len(warned), "exit": code},
+          f"wrote {lay.clips_csv}" + (f"; {len(warned)} clip(s) with a warning, see "
+                                       f"{lay.warnings_csv('ingest')}" if warned else ""))
     return code
 
 

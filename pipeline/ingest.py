@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from .clip_warnings import ClipWarning
 from .corpora import Clip, CorpusAdapter
 from .hashing import file_sha256
 from .manifest import Failure, ManifestEntry
@@ -20,6 +21,8 @@ log = logging.getLogger(__name__)
 class IngestResult:
     entries: list[ManifestEntry]
     failures: list[Failure]
+    # clips kept but doubtful (a cut a little past the file's end), in words
+    warnings: list[ClipWarning] = field(default_factory=list)
 
 
 def ingest(adapter: CorpusAdapter) -> IngestResult:
@@ -27,6 +30,7 @@ def ingest(adapter: CorpusAdapter) -> IngestResult:
     (recorded with its reason) and stays out of the manifest; the rest proceed."""
     entries: list[ManifestEntry] = []
     failures: list[Failure] = []
+    warnings: list[ClipWarning] = []
     seen: dict[str, str] = {}
     # utterances cut from one long file (IEMOCAP dialogs, MOSEI videos): probe and hash it once
     probed: dict[Path, tuple] = {}
@@ -43,7 +47,9 @@ def ingest(adapter: CorpusAdapter) -> IngestResult:
             if path not in probed:
                 probed[path] = (probe(path), file_sha256(path))
             info, sha = probed[path]
-            check_times(clip, info.duration)
+            if doubt := check_times(clip, info.duration):
+                log.warning("ingest: %s: %s", clip.clip_id, doubt)
+                warnings.append(ClipWarning(clip.clip_id, "ingest", doubt))
             audio_sha = _audio_file(adapter.root, clip, probed)
         except (ProbeError, ValueError, OSError) as e:
             log.warning("ingest: %s: %s", clip.clip_id, e)
@@ -80,15 +86,21 @@ def ingest(adapter: CorpusAdapter) -> IngestResult:
         )
     for rel, why in getattr(adapter, "skipped", []):
         failures.append(Failure(Path(rel).stem, "ingest", f"skipped {rel}: {why}", "ValueError"))
-    return IngestResult(entries, failures)
+    return IngestResult(entries, failures, warnings)
 
 
 TIME_SLACK = 0.5  # seconds a cut or a word time may pass the media's end (rounding, codecs)
+# A cut passing the file's end by more than this, but within TIME_SLACK, is kept with a
+# warning: the clip is shorter than its times say (about 2 frames at 25 fps; rounding of
+# annotation times and container durations stays under it).
+TIME_WARN = 0.08
 
 
-def check_times(clip: Clip, media_seconds: float) -> None:
+def check_times(clip: Clip, media_seconds: float) -> str:
     """Refuse a clip whose cut or word times cannot be right for its media: NaN, negative,
-    an end before its start, or past the end of the file (more than :data:`TIME_SLACK`)."""
+    an end before its start, or past the end of the file (more than :data:`TIME_SLACK`).
+    Return a warning, in words, when they pass the end by less than that but more than
+    :data:`TIME_WARN` ("" when all is well)."""
     start, end = clip.start, clip.end
     if not (math.isfinite(start) and math.isfinite(end)):
         raise ValueError(f"{clip.path}: cut {start}..{end} is not a pair of numbers")
@@ -100,9 +112,14 @@ def check_times(clip: Clip, media_seconds: float) -> None:
         raise ValueError(
             f"{clip.path}: cut {start}..{end} s reaches past the file's end ({media_seconds:.3f} s)"
         )
+    doubt = ""
+    if media_seconds > 0 and max(start, end) > media_seconds + TIME_WARN:
+        doubt = (f"cut {start:.3f}..{end:.3f} s passes the file's end ({media_seconds:.3f} s) "
+                 f"by {max(start, end) - media_seconds:.3f} s: the clip holds less than its "
+                 f"times say; check the annotation or the file")
     raw = clip.meta.get(WORD_TIMES_KEY, "")
     if not raw:
-        return
+        return doubt
     span = (end - start) if end else media_seconds - start
     where = clip.meta.get("transcript_file", clip.path)
     for word, ws, we in parse_word_times(raw):
@@ -113,6 +130,7 @@ def check_times(clip: Clip, media_seconds: float) -> None:
                 f"{where}: word {word!r} starts at {ws:.3f} s, past the clip's end "
                 f"({span:.3f} s): the word times do not belong to this media"
             )
+    return doubt
 
 
 def _audio_file(root: Path, clip: Clip, probed: dict[Path, tuple]) -> str:

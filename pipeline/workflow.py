@@ -43,18 +43,22 @@ def run_ingest(params: Params, root: str | Path = ".") -> int:
         raise SystemExit(f"ingest: no clips found under {adapter.root}")
     write_manifest(lay.clips_csv, result.entries)
     write_failures(lay.failures_csv("ingest"), result.failures)
+    write_warnings(lay.warnings_csv("ingest"), result.warnings)
     log.info(
-        "ingest: %d clips -> %s; %d failures -> %s",
+        "ingest: %d clips -> %s; %d failures -> %s; %d with a warning -> %s",
         len(result.entries),
         lay.clips_csv,
         len(result.failures),
         lay.failures_csv("ingest"),
+        len(result.warnings),
+        lay.warnings_csv("ingest"),
     )
     dump_json(
         lay.metrics_json("ingest"),
         {
             "clips": len(result.entries),
             "failed": len(result.failures),
+            "warned": len(result.warnings),
             "hours": round(sum(e.duration for e in result.entries) / 3600, 4),
         },
     )

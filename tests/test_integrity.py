@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 
 from pipeline.cli import main as mer
+from pipeline.clip_warnings import read_warnings
 from pipeline.config import ConfigError, params_from_dict
 from pipeline.interop.csd import import_csd
 from pipeline.manifest import ManifestEntry, read_failures, read_manifest, write_manifest
+from pipeline.media import probe
 from pipeline.paths import Layout
 from pipeline.store import FeatureReader, ShardError
 from pipeline.store.writer import recover_interrupted_swap
@@ -407,3 +409,23 @@ def test_extractors_get_only_the_clip_fields_they_declare():
     keys = {source_key_inputs(dc_replace(src, meta={**src.meta, "face_side": s}),
                               side.source_fields)["meta.face_side"] for s in ("left", "right")}
     assert len(keys) == 2
+
+
+def test_a_cut_slightly_past_the_end_is_kept_with_a_warning(tmp_path, sample_clips):
+    videos = _folder(tmp_path, sample_clips[:1], [None])
+    seconds = probe(videos / "c0.mp4").duration
+    (videos / "list.csv").write_text(
+        "path,clip_id,start,end\n"
+        f"c0.mp4,inside,0,{seconds - 0.2:.3f}\n"
+        f"c0.mp4,edge,0,{seconds + 0.01:.3f}\n"
+        f"c0.mp4,over,0.5,{seconds + 0.3:.3f}\n"
+    )
+    root = tmp_path / "p"
+    assert mer(["ingest", "--corpus", str(videos), "--adapter", "folder", "--name", NAME,
+                "--root", str(root), "-q", "--set", "corpus.options={csv: list.csv}"]) == 0
+    assert sorted(e.clip_id for e in read_manifest(_lay(root).clips_csv)) == [
+        "edge", "inside", "over"]
+    warned = read_warnings(_lay(root).warnings_csv("ingest"))
+    assert [(w.clip_id, w.stage) for w in warned] == [("over", "ingest")]
+    assert "passes the file's end" in warned[0].warning and "by 0.300 s" in warned[0].warning
+    assert json.loads(_lay(root).metrics_json("ingest").read_text())["warned"] == 1
