@@ -373,25 +373,11 @@ class FacesExtractor(StreamingExtractor):
                 sink.put("valid", d, np.ones(len(d), bool))
         rate = n_detected / n
         warnings = [choice.note] if choice.note else []
-        if rate < cfg.min_face_rate:
-            why = (
-                f"a face in {rate:.1%} of the {n} frames, under faces.min_face_rate "
-                f"{cfg.min_face_rate:g} (faces smaller than {tracker.smallest_face:.0f} px "
-                f"are not looked for)"
-            )
-            if cfg.strict:
-                raise ExtractionError(f"{source.clip_id}: {why}")
+        if why := _rate_warning(cfg, tracker, rate, n, source.clip_id):
             warnings.append(why)
         others = {i for t in log.tracks if t != choice.track for i in log.faces_of(t)}
-        w, h = tracker.frame_size
         return {
-            "frame_width": int(w),
-            "frame_height": int(h),
-            "detect_scale": round(tracker.detect_scale, 6),
-            "smallest_face_px": round(tracker.smallest_face, 2),
-            "key_interval_used": tracker.key_interval,
-            "window_frames": tracker.window_frames,
-            "work_scale": round(tracker.work_scale, 6),
+            **_frame_attrs(tracker),
             "n_frames": n,
             "n_detected": n_detected,
             "n_filled": n_filled,
@@ -436,24 +422,9 @@ class FacesExtractor(StreamingExtractor):
         if n_found == 0:
             raise ExtractionError(f"{source.clip_id}: no face found in any of the {n} frames")
         rate = n_found / n
-        warning = ""
-        if rate < cfg.min_face_rate:
-            warning = (
-                f"a face in {rate:.1%} of the {n} frames, under faces.min_face_rate "
-                f"{cfg.min_face_rate:g} (faces smaller than {tracker.smallest_face:.0f} px "
-                f"are not looked for)"
-            )
-            if cfg.strict:
-                raise ExtractionError(f"{source.clip_id}: {warning}")
-        w, h = tracker.frame_size
+        warning = _rate_warning(cfg, tracker, rate, n, source.clip_id)
         return {
-            "frame_width": int(w),
-            "frame_height": int(h),
-            "detect_scale": round(tracker.detect_scale, 6),
-            "smallest_face_px": round(tracker.smallest_face, 2),
-            "key_interval_used": tracker.key_interval,
-            "window_frames": tracker.window_frames,
-            "work_scale": round(tracker.work_scale, 6),
+            **_frame_attrs(tracker),
             "n_frames": n,
             "n_detected": n_found,
             "n_filled": 0,
@@ -612,3 +583,32 @@ class _Block:
 
 _NAN4 = np.full(4, np.nan)
 _NAN52 = np.full((5, 2), np.nan)
+
+
+def _rate_warning(cfg: FacesConfig, tracker: Any, rate: float, n: int, clip_id: str) -> str:
+    """The clip's face-rate warning ("" when the rate meets ``min_face_rate``); a failure
+    instead when ``strict``."""
+    if rate >= cfg.min_face_rate:
+        return ""
+    why = (
+        f"a face in {rate:.1%} of the {n} frames, under faces.min_face_rate "
+        f"{cfg.min_face_rate:g} (faces smaller than {tracker.smallest_face:.0f} px "
+        f"are not looked for)"
+    )
+    if cfg.strict:
+        raise ExtractionError(f"{clip_id}: {why}")
+    return why
+
+
+def _frame_attrs(tracker: Any) -> dict[str, Any]:
+    """How the clip's frames were looked at: the attributes every faces clip stores."""
+    w, h = tracker.frame_size
+    return {
+        "frame_width": int(w),
+        "frame_height": int(h),
+        "detect_scale": round(tracker.detect_scale, 6),
+        "smallest_face_px": round(tracker.smallest_face, 2),
+        "key_interval_used": tracker.key_interval,
+        "window_frames": tracker.window_frames,
+        "work_scale": round(tracker.work_scale, 6),
+    }
