@@ -34,7 +34,8 @@ def test_the_report_stage_declares_every_file_the_page_reads(project_factory, sa
     (reports / "confusion").mkdir(parents=True)
     (reports / "evaluate.json").write_text(json.dumps({"headline": "accuracy", "chance": 0.5}))
     (reports / "pretrain.json").write_text(json.dumps({"folds": {"0": {"epochs": 3}}}))
-    (reports / "confusion" / "probe.csv").write_text("true,pred,count\nsad,sad,1\n")
+    (reports / "confusion" / "probe.csv").write_text(
+        "actual,predicted\nsad,sad\nsad,happy\nhappy,happy\n")
     (reports / "timing-evaluate.json").write_text(json.dumps({"seconds": 1.0}))
 
     opened: set[str] = set()
@@ -50,7 +51,7 @@ def test_the_report_stage_declares_every_file_the_page_reads(project_factory, sa
 
     sys.addaudithook(hook)
     try:
-        build_report(Layout("sample", root=root))
+        page = build_report(Layout("sample", root=root))
     finally:
         recording[0] = False  # an audit hook cannot be removed; it goes quiet instead
 
@@ -58,6 +59,9 @@ def test_the_report_stage_declares_every_file_the_page_reads(project_factory, sa
     # the page reads the stage outputs this test made: a vacuous pass is not possible
     assert "data/metrics/sample/ingest.json" in read and "manifests/sample/clips.csv" in read
     assert "data/reports/sample/evaluate.json" in read
+    # evaluate's confusion tables are drawn on the page
+    assert "data/reports/sample/confusion/probe.csv" in read
+    assert "confusion_confusion_probe.png" in page.read_text()
     deps = _report_deps("sample")
     undeclared = sorted(p for p in read if not _covered(p, deps))
     assert not undeclared, f"the QA page reads files its DVC stage does not declare: {undeclared}"

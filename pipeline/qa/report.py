@@ -289,7 +289,9 @@ def _section_evaluation(rep: Report, reports_dir: Path) -> None:
     # timing-*.json: how long a run took, not a fact about the data (and never the same twice)
     metric_files = sorted(p for p in reports_dir.rglob("*.json")
                           if not p.name.startswith("timing-"))
-    confusions = sorted(reports_dir.rglob("*confusion*.csv"))
+    # evaluate writes confusion/<method>.csv (rows of actual, predicted)
+    confusions = sorted(set(reports_dir.rglob("*confusion*.csv"))
+                        | set(reports_dir.glob("confusion/*.csv")))
     if not metric_files and not confusions:
         return
     rep.h2("Evaluation")
