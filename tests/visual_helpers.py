@@ -4,7 +4,6 @@ rate, a phone's display rotation, odd sizes, two faces, audio only)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -13,7 +12,9 @@ import av
 import numpy as np
 
 from pipeline.media.synthetic import (  # noqa: F401 - re-exported for the tests
+    FACE_PATCH,
     encode_video,
+    paste_swaying,
     people_frames,
     speech_envelope,
     talking_head_frames,
@@ -168,7 +169,7 @@ def two_faces_frames(
     import cv2
     from skimage import data
 
-    patch = data.astronaut()[17:217, 124:324]  # 200 x 200 around the face
+    patch = data.astronaut()[FACE_PATCH]
     big_patch = cv2.GaussianBlur(patch, (0, 0), blur_big) if blur_big > 0 else patch
     for i in range(n_frames):
         t = i / fps
@@ -177,13 +178,5 @@ def two_faces_frames(
             (big_patch, big, 0.28 * width, 0.0),
             (patch, small, 0.76 * width, 1.3),
         ):
-            m = cv2.getRotationMatrix2D(
-                (100.0, 100.0), 4.0 * math.sin(2 * math.pi * 0.3 * t + phase), side / 200
-            )
-            m[0, 2] += cx + 6.0 * math.sin(2 * math.pi * 0.2 * t + phase) - 100.0
-            m[1, 2] += height / 2 - 100.0
-            img = cv2.warpAffine(
-                src, m, (width, height), dst=img, flags=cv2.INTER_LINEAR,
-                borderMode=cv2.BORDER_TRANSPARENT,
-            )  # fmt: skip
+            img = paste_swaying(img, src, side, cx, t, phase, tilt=4.0, sway=6.0)
         yield img

@@ -134,16 +134,29 @@ def people_frames(
                 cv2.ellipse(src, (int(mx), int(my)), axes, 0, 0, 360, (45, 20, 25), -1)
             if blur[k] is not None and blur[k][i] > 0:
                 src = cv2.GaussianBlur(src, (0, 0), blur[k][i])
-            m = cv2.getRotationMatrix2D(
-                (100.0, 100.0), 3.0 * math.sin(2 * math.pi * 0.3 * t + phase), sides[k] / 200
-            )
-            m[0, 2] += cx + 4.0 * math.sin(2 * math.pi * 0.2 * t + phase) - 100.0
-            m[1, 2] += height / 2 - 100.0
-            img = cv2.warpAffine(
-                src, m, (width, height), dst=img, flags=cv2.INTER_LINEAR,
-                borderMode=cv2.BORDER_TRANSPARENT,
-            )  # fmt: skip
+            img = paste_swaying(img, src, sides[k], cx, t, phase, tilt=3.0, sway=4.0)
         yield img
+
+
+def paste_swaying(
+    img: np.ndarray, patch: np.ndarray, side: float, cx: float, t: float, phase: float,
+    tilt: float, sway: float,
+) -> np.ndarray:
+    """Draw the 200 x 200 ``patch`` onto ``img`` at ``side`` pixels, centred at ``cx`` and
+    mid-height, tilting ``tilt`` degrees and swaying ``sway`` pixels with time ``t`` (seconds;
+    ``phase`` offsets one face's motion from another's). Returns ``img``, drawn on in place."""
+    import cv2
+
+    height, width = img.shape[:2]
+    m = cv2.getRotationMatrix2D(
+        (100.0, 100.0), tilt * math.sin(2 * math.pi * 0.3 * t + phase), side / 200
+    )
+    m[0, 2] += cx + sway * math.sin(2 * math.pi * 0.2 * t + phase) - 100.0
+    m[1, 2] += height / 2 - 100.0
+    return cv2.warpAffine(
+        patch, m, (width, height), dst=img, flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_TRANSPARENT,
+    )  # fmt: skip
 
 
 def speech_envelope(audio: np.ndarray, sample_rate: int, n_frames: int, fps: float = 30.0):
