@@ -203,3 +203,17 @@ SEVEN_INDEX = {
          "positive", "strongly_positive")  # fmt: skip
     )
 }
+
+
+@pytest.mark.parametrize(("adapter", "option", "value"), [
+    ("crema-d", "media", "nonsense"), ("crema-d", "audio", "nonsense"),
+    ("crema-d", "label_source", "nonsense"), ("ravdess", "recordings", "nonsense"),
+    ("iemocap", "dialogs", "nonsense"), ("mosi", "label", "nonsense"),
+    ("mosei", "source", "nonsense"), ("meld", "splits", ["train", "nonsense"]),
+    ("savee", "media", "nonsense"),
+])  # fmt: skip
+def test_a_bad_option_value_names_the_option_and_what_is_allowed(tmp_path, adapter, option,
+                                                                  value):
+    with pytest.raises(ValueError) as e:
+        get_adapter(adapter, tmp_path, {option: value})
+    assert f"{adapter} option {option}='nonsense' is not allowed; allowed: " in str(e.value)

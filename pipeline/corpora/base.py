@@ -10,7 +10,7 @@ import hashlib
 import re
 import unicodedata
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,6 +69,28 @@ class Clip:
         for what, rel in (("path", self.path), ("audio path", self.audio_path)):
             if rel and (Path(rel).is_absolute() or ".." in Path(rel).parts):
                 raise ValueError(f"clip {what} must be relative to the corpus root: {rel!r}")
+
+
+def check_options(adapter: str, checks: Iterable[tuple[str, object, Iterable[str]]]) -> None:
+    """ValueError naming the first adapter option (name, value, allowed values) whose value
+    is not allowed, and what is."""
+    for option, value, allowed in checks:
+        allowed = tuple(allowed)
+        if value not in allowed:
+            raise ValueError(
+                f"{adapter} option {option}={value!r} is not allowed; allowed: "
+                + ", ".join(allowed)
+            )
+
+
+def check_codes(name: str, checks: Iterable[tuple[str, Mapping[str, object], str]]) -> None:
+    """ValueError naming the file ``name``'s first field (code, table of known codes, what
+    the field is) whose code the table does not know, and the codes it does."""
+    for code, table, what in checks:
+        if code not in table:
+            raise ValueError(
+                f"{name!r}: unknown {what} code {code}; known: {', '.join(sorted(table))}"
+            )
 
 
 class LayoutError(FileNotFoundError):

@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..config import FoldScheme
-from .base import Clip, CorpusAdapter
+from .base import Clip, CorpusAdapter, check_codes, check_options
 
 log = logging.getLogger(__name__)
 
@@ -82,15 +82,11 @@ def parse_name(name: str) -> dict[str, str]:
             f"like 1001_DFA_ANG_XX)"
         )
     actor, sentence, emotion, level = parts
-    for code, table, what in (
+    check_codes(name, (
         (sentence, SENTENCES, "sentence"),
         (emotion, EMOTIONS, "emotion"),
         (level, LEVELS, "level"),
-    ):
-        if code not in table:
-            raise ValueError(
-                f"{name!r}: unknown {what} code {code}; known: {', '.join(sorted(table))}"
-            )
+    ))  # fmt: skip
     return {"actor": actor, "sentence": sentence, "emotion": emotion, "level": level}
 
 
@@ -130,16 +126,12 @@ processedResults/summaryTable.csv                      crowd votes (label_source
         audio: str = "wav",
     ) -> None:
         super().__init__(root)
-        if media not in ("video", "audio"):
-            raise ValueError(f"crema-d option media={media!r}; allowed: video, audio")
-        if audio not in ("wav", "media"):
-            raise ValueError(f"crema-d option audio={audio!r}; allowed: wav, media")
+        check_options("crema-d", (
+            ("media", media, ("video", "audio")),
+            ("audio", audio, ("wav", "media")),
+            ("label_source", label_source, ("intended", *VOTE_COLUMNS)),
+        ))  # fmt: skip
         self.audio = audio
-        if label_source not in ("intended", *VOTE_COLUMNS):
-            raise ValueError(
-                f"crema-d option label_source={label_source!r}; allowed: intended, "
-                + ", ".join(VOTE_COLUMNS)
-            )
         self.media = media
         self.label_source = label_source
 

@@ -40,7 +40,7 @@ from pathlib import Path
 
 from ..config import FoldScheme
 from ..text.alignment import WORD_TIMES_KEY, dump_word_times
-from .base import Clip, CorpusAdapter
+from .base import Clip, CorpusAdapter, check_options
 
 CODES = {
     "neu": "neutral",
@@ -157,17 +157,12 @@ Session1..5/sentences/wav/<dialog>/<utterance>.wav"""
         word_alignment: bool = True,
     ) -> None:
         super().__init__(root)
-        for value, allowed, what in (
-            (str(classes), ("4", "all"), "classes"),
-            (media, ("dialog_video", "sentence_wav"), "media"),
-            (dialogs, ("all", "impro", "script"), "dialogs"),
-            (mocap_side, ("left", "right"), "mocap_side"),
-        ):
-            if value not in allowed:
-                raise ValueError(
-                    f"iemocap option {what}={value!r} is not allowed; allowed: "
-                    + ", ".join(allowed)
-                )
+        check_options("iemocap", (
+            ("classes", str(classes), ("4", "all")),
+            ("media", media, ("dialog_video", "sentence_wav")),
+            ("dialogs", dialogs, ("all", "impro", "script")),
+            ("mocap_side", mocap_side, ("left", "right")),
+        ))  # fmt: skip
         self.classes = str(classes)
         self.media = media
         self.sessions = tuple(int(s) for s in sessions)

@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..config import FoldScheme
-from .base import Clip, CorpusAdapter, safe_clip_id
+from .base import Clip, CorpusAdapter, check_options, safe_clip_id
 
 EMOTIONS = ("neutral", "joy", "surprise", "anger", "sadness", "disgust", "fear")
 SENTIMENTS = ("positive", "negative", "neutral")
@@ -65,11 +65,10 @@ output_repeated_splits_test/dia<D>_utt<U>.mp4   (or under train/, dev/, test/)""
         splits: list[str] | tuple[str, ...] = ("train", "dev", "test"),
     ) -> None:
         super().__init__(root)
-        if label not in ("emotion", "sentiment"):
-            raise ValueError(f"meld option label={label!r}; allowed: emotion, sentiment")
-        bad = [s for s in splits if s not in SPLITS]
-        if bad:
-            raise ValueError(f"meld option splits: {bad[0]!r}; allowed: {', '.join(SPLITS)}")
+        check_options("meld", (
+            ("label", label, ("emotion", "sentiment")),
+            *(("splits", s, SPLITS) for s in splits),
+        ))  # fmt: skip
         self.label = label
         self.splits = tuple(splits)
         if label == "sentiment":

@@ -39,7 +39,7 @@ import numpy as np
 
 from ..extras import needs
 from ..text.alignment import WORD_TIMES_KEY, dump_word_times
-from .base import Clip, CorpusAdapter, safe_clip_id
+from .base import Clip, CorpusAdapter, check_options, safe_clip_id
 
 log = logging.getLogger(__name__)
 
@@ -130,10 +130,10 @@ class Mosei(CorpusAdapter):
         raw_dir: str = "Raw",
     ) -> None:
         super().__init__(root)
-        if source not in ("sdk", "raw"):
-            raise ValueError(f"mosei option source={source!r}; allowed: sdk, raw")
-        if media not in ("full", "segmented"):
-            raise ValueError(f"mosei option media={media!r}; allowed: full, segmented")
+        check_options("mosei", (
+            ("source", source, ("sdk", "raw")),
+            ("media", media, ("full", "segmented")),
+        ))  # fmt: skip
         self.source = source
         self.media = media
         self.labels_csd = self.root / labels_csd

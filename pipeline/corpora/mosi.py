@@ -40,7 +40,7 @@ import numpy as np
 
 from ..config import FoldScheme
 from ..text.alignment import WORD_TIMES_KEY, dump_word_times
-from .base import Clip, CorpusAdapter
+from .base import Clip, CorpusAdapter, check_options
 from .mosei import Mosei, clip_id_for, folds_by_video, read_sequence
 
 log = logging.getLogger(__name__)
@@ -103,13 +103,11 @@ Raw/Transcript/Segmented/<video>.annotprocessed   source: raw"""
         raw_dir: str = "Raw",
     ) -> None:
         super().__init__(root)
-        for value, allowed, what in (
-            (source, ("sdk", "raw"), "source"),
-            (media, ("segmented", "full"), "media"),
-            (label, ("7class", "binary", "binary_nonzero"), "label"),
-        ):
-            if value not in allowed:
-                raise ValueError(f"mosi option {what}={value!r}; allowed: {', '.join(allowed)}")
+        check_options("mosi", (
+            ("source", source, ("sdk", "raw")),
+            ("media", media, ("segmented", "full")),
+            ("label", label, ("7class", "binary", "binary_nonzero")),
+        ))  # fmt: skip
         if source == "raw" and media == "full":
             raise ValueError("mosi: media=full needs segment times, which only source=sdk has")
         self.source, self.media, self.label = source, media, label

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import FoldScheme
-from .base import Clip, CorpusAdapter
+from .base import Clip, CorpusAdapter, check_codes, check_options
 
 MODALITIES = {"01": "full-AV", "02": "video-only", "03": "audio-only"}
 VOCAL_CHANNELS = {"01": "speech", "02": "song"}
@@ -82,17 +82,13 @@ def parse_name(name: str) -> RavdessName:
     if len(parts) != 7 or not all(len(p) == 2 and p.isdigit() for p in parts):
         raise ValueError(f"{name!r} is not a RAVDESS name (expected MM-VV-EE-II-SS-RR-AA)")
     mo, vc, em, it, st, rep, actor = parts
-    for code, table, what in (
+    check_codes(name, (
         (mo, MODALITIES, "modality"),
         (vc, VOCAL_CHANNELS, "vocal channel"),
         (em, EMOTIONS, "emotion"),
         (it, INTENSITIES, "intensity"),
         (st, STATEMENTS, "statement"),
-    ):
-        if code not in table:
-            raise ValueError(
-                f"{name!r}: unknown {what} code {code}; known: {', '.join(sorted(table))}"
-            )
+    ))  # fmt: skip
     if rep not in ("01", "02"):
         raise ValueError(f"{name!r}: unknown repetition code {rep}; known: 01, 02")
     if int(actor) < 1:
@@ -143,10 +139,7 @@ class Ravdess(CorpusAdapter):
         recordings: str = "av",
     ) -> None:
         super().__init__(root)
-        if recordings not in RECORDINGS:
-            raise ValueError(
-                f"ravdess option recordings={recordings!r}; allowed: {', '.join(RECORDINGS)}"
-            )
+        check_options("ravdess", (("recordings", recordings, RECORDINGS),))
         if recordings == "paired" and modalities is not None:
             raise ValueError(
                 "ravdess option recordings: paired takes the full-AV and video-only files "

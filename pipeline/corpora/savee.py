@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..config import FoldScheme
-from .base import Clip, CorpusAdapter
+from .base import Clip, CorpusAdapter, check_options
 
 EMOTIONS = {
     "a": "angry",
@@ -70,8 +70,7 @@ AudioData/<speaker>/<code><nn>.wav         media: audio (or ALL/<speaker>_<code>
 
     def __init__(self, root: str | Path, media: str = "video") -> None:
         super().__init__(root)
-        if media not in ("video", "audio"):
-            raise ValueError(f"savee option media={media!r}; allowed: video, audio")
+        check_options("savee", (("media", media, ("video", "audio")),))
         self.media = media
 
     def _files(self) -> list[tuple[Path, str]]:
