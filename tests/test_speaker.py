@@ -175,9 +175,9 @@ def test_two_speakers_in_turn_with_word_times_follow_each_turn(in_turn):
     assert [t[3] for t in turns] == ["sure", "sure"], a.get("warning")
     t = feats.timestamps[feats.valid]
     left = _left(feats)
-    first_end, second_start = turns[0][1], turns[1][0]
-    assert left[t <= first_end].all()  # the first turn's rows: the left face
-    assert not left[t >= second_start].any()  # the second turn's: the right face
+    (s1, e1, *_), (s2, e2, *_) = turns
+    assert left[(t >= s1) & (t <= e1)].all()  # the first turn's rows: the left face
+    assert not left[(t >= s2) & (t <= e2)].any()  # the second turn's: the right face
     assert feats.valid.mean() >= 0.95  # the switch left no hole
     bad = make_extractor("faces", cfg)
     with pytest.raises(ExtractionError, match="bad word alignment"):

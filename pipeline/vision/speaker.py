@@ -49,8 +49,8 @@ class SpeakerConfig:
     band_hz: tuple[float, ...] = (500.0, 2500.0)  # speech band whose energy is the sound
     modulation_hz: tuple[float, ...] = (2.0, 8.0)  # syllable-rate band of both series
     lag_s: tuple[float, ...] = (-0.045, 0.125)  # sound before (-) / after (+) the lips
-    sure_corr: float = 0.65  # a sure choice scores at least this (calibrated, docs/visual.md)
-    margin: float = 0.05  # ... and leads the runner-up by this much
+    sure_corr: float = 0.67  # a sure choice scores at least this (calibrated, docs/visual.md)
+    margin: float = 0.07  # ... and leads the runner-up by this much
     follow_turns: bool = False  # with word times: a speaker per turn (rows switch person)
     turn_gap_s: float = 0.5  # words closer than this are one turn
     turn_pad_s: float = 0.25  # a turn is scored on its words +- this much
