@@ -78,7 +78,7 @@ class RunnerConfig:
     n_jobs: int = 2
     backend: Literal["loky", "threading", "sequential", "dask"] = "loky"
     scheduler: str = ""  # dask scheduler address (tcp://host:8786) when backend is dask
-    strict: bool = False  # any per-clip failure fails the stage
+    strict: bool = False  # any per-clip failure or warning fails the stage
     shard_max_mb: float = 256.0
     cache_dir: str = "data/cache"
     compression: Literal["gzip", "lzf", "none"] = "gzip"

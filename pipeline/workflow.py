@@ -159,7 +159,9 @@ def run_feature(
     if summary.failures:
         log.warning("%s: %d clip(s) failed; see %s", feature, len(summary.failures),
                     failures_csv)
-    return 1 if (params.runner.strict and summary.failures) else 0
+    # strict: a clip kept with a warning (a face rate under min_face_rate, an unsure speaker
+    # choice) fails the stage as a failed clip does
+    return 1 if (params.runner.strict and (summary.failures or warned)) else 0
 
 
 def extractor_metrics(feature: str, feature_dir: Path) -> dict:

@@ -4,7 +4,7 @@ Makes a clip of two people side by side (the astronaut photograph twice): the ri
 mouth opens with the energy of a sample clip's espeak-ng speech, the left one's stays still.
 Runs the faces tracker over it and draws (top) frames with every track's box, the kept one in
 green, and (bottom) each track's mouth signal against the audio's energy envelope, with the
-correlation ``select: speaker`` compares.
+correlation ``select: speaker`` compares (both band-passed to 2-8 Hz).
 
     .venv/bin/python scripts/faces_figure.py [--out docs/img/faces_speaker.png]
 """
@@ -26,7 +26,15 @@ from pipeline.features import ClipSource, make_extractor  # noqa: E402
 from pipeline.media.audio import decode_audio  # noqa: E402
 from pipeline.media.synthetic import encode_video, people_frames, speech_envelope  # noqa: E402
 from pipeline.media.video import iter_decoded  # noqa: E402
-from pipeline.vision.track_choice import TrackLog, energy_envelope, lagged_corr  # noqa: E402
+from pipeline.vision.lip_motion import MouthMeter  # noqa: E402
+from pipeline.vision.speaker import (  # noqa: E402
+    SpeakerConfig,
+    frame_interval,
+    score_tracks,
+    speech_energy,
+    syllable_band,
+)
+from pipeline.vision.track_choice import TrackLog  # noqa: E402
 
 
 def main() -> None:
@@ -57,11 +65,12 @@ def main() -> None:
         picks = set(np.linspace(5, n - 5, 4).round().astype(int).tolist())
         for ff in tracker.run(iter_decoded(clip)):
             if log is None:
-                log = TrackLog(tracker.frame_size, mouth=True)
+                log = TrackLog(tracker.frame_size, mouth=MouthMeter())
             log.add(ff)
             if ff.index in picks:
                 shown[ff.index] = (ff.rgb.copy(), {k: f.box for k, f in ff.faces.items()})
-        loud = energy_envelope(decode_audio(clip, 16000), 16000, np.asarray(log.times))
+        sp = SpeakerConfig(**cfg["speaker"])
+        loud = speech_energy(decode_audio(clip, 16000), 16000, np.asarray(log.times), sp.band_hz)
     kept = feats.attrs["track"]
     fig = plt.figure(figsize=(10, 5.6))
     for i, idx in enumerate(sorted(shown)):
@@ -77,15 +86,17 @@ def main() -> None:
         ax.axis("off")
     ax = fig.add_subplot(2, 1, 2)
     t = np.asarray(log.times)
-    z = (loud - np.nanmean(loud)) / np.nanstd(loud)
-    ax.plot(t, z, color="k", lw=1, label="audio log energy")
-    for tid, tr in sorted(log.tracks.items()):
-        m = np.full(len(t), np.nan)
-        m[tr.frames] = tr.mouth
-        r = lagged_corr(m, loud, 2)
-        m = (m - np.nanmean(m)) / (np.nanstd(m) + 1e-9)
+    fps = 1 / frame_interval(t)
+    z = syllable_band(loud, fps, sp.modulation_hz)
+    ax.plot(t, z / np.nanstd(z), color="k", lw=1, label="speech-band energy, 2-8 Hz")
+    mouths = log.mouth_series()
+    scored = score_tracks(mouths, loud, 1 / fps, sp)
+    for tid in sorted(mouths):
+        m = syllable_band(mouths[tid], fps, sp.modulation_hz)
+        r = scored.get(tid, (float("nan"), 0))[0]
+        m = m / (np.nanstd(m) + 1e-9)
         colour = "#2ca02c" if tid == kept else "#999999"
-        ax.plot(t, m, color=colour, lw=1.5, label=f"track {tid} mouth signal, r = {r:.2f}")
+        ax.plot(t, m, color=colour, lw=1.5, label=f"track {tid} lip opening, 2-8 Hz, r = {r:.2f}")
     ax.set_xlabel("seconds")
     ax.set_ylabel("standardised")
     ax.legend(fontsize=8, loc="upper right")

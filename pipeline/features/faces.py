@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -63,6 +63,7 @@ from ..config import ConfigError
 from ..extras import needs
 from ..media.video import VideoDecodeError, iter_decoded
 from ..store import ClipSink
+from ..vision.speaker import SpeakerConfig, speaker_attrs, speaker_doubts
 from . import register
 from .base import AUDIO_FIELD, ClipSource, ExtractionError, StreamingExtractor
 
@@ -78,7 +79,9 @@ class FacesConfig:
     # which track (person) a clip follows: confidence | largest | central | side | speaker;
     # all = every track, a row per face with its track id (see the module docstring)
     select: Literal["confidence", "largest", "central", "side", "speaker", "all"] = "confidence"
-    speaker_min_corr: float = 0.2  # speaker: below this mouth/audio correlation use largest
+    speaker_min_corr: float = 0.2  # speaker: below this lip/sound correlation use largest
+    # speaker: how tracks are scored and when a choice is sure (pipeline/vision/speaker.py)
+    speaker: SpeakerConfig = field(default_factory=SpeakerConfig)
     min_prob: float = 0.9  # faces MTCNN scores below this are ignored (stray boxes)
     # smallest face to find: < 1 = fraction of the frame's long side, >= 1 = source pixels
     min_face: float = 0.05
@@ -125,9 +128,11 @@ class FacesConfig:
             raise ConfigError(f"{key}.thresholds: three numbers in [0, 1] (P-, R-, O-net)")
         if not 0 < self.factor < 1:
             raise ConfigError(f"{key}.factor: must be in (0, 1), got {self.factor}")
-        for name in ("min_face", "batch_mb", "speaker_min_corr"):
+        for name in ("min_face", "batch_mb"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{key}.{name}: must be >= 0, got {getattr(self, name)}")
+        if not -1 <= self.speaker_min_corr <= 1:
+            raise ConfigError(f"{key}.speaker_min_corr: must be in [-1, 1]")
         if not 0 <= self.min_face_rate <= 1:
             raise ConfigError(f"{key}.min_face_rate: must be in [0, 1], got {self.min_face_rate}")
         if not 0 <= self.min_prob <= 1:
@@ -203,7 +208,11 @@ class FacesExtractor(StreamingExtractor):
         every clip's output (and of its cache key)."""
         if self.config.select == "side":
             return ("meta.face_side",)
-        return (AUDIO_FIELD,) if self.config.select == "speaker" else ()
+        if self.config.select != "speaker":
+            return ()
+        return (AUDIO_FIELD, "meta.word_times") if self.config.speaker.follow_turns else (
+            AUDIO_FIELD,
+        )
     libraries = ("numpy", "torch", "facenet-pytorch", "av", "opencv-python")
     summed_attrs = ("n_frames", "n_detected", "n_filled")
 
@@ -221,6 +230,7 @@ class FacesExtractor(StreamingExtractor):
         super().__init__(config)
         self._buffers: list[np.ndarray] = []
         self._device: str | None = None
+        self.mouth_meter: Any = None  # select: speaker: the lip pass (dlib's 68 points)
 
     @property
     def device(self) -> str:
@@ -253,6 +263,19 @@ class FacesExtractor(StreamingExtractor):
             select=cfg.select,
             min_prob=cfg.min_prob,
         )
+        if cfg.select == "speaker":
+            self.mouth_meter = self._mouth_meter()
+
+    def _mouth_meter(self) -> Any:
+        """dlib's 68-point predictor for the lip pass, or an ExtractionError saying where to
+        get its weights."""
+        from ..vision.landmarkers import LandmarkModelError
+        from ..vision.lip_motion import MouthMeter
+
+        try:
+            return MouthMeter(self.config.speaker.dlib_model)
+        except LandmarkModelError as e:
+            raise ExtractionError(f"faces.select speaker: {e}") from e
 
     def _take_buffer(self) -> np.ndarray | None:
         """A frame buffer a finished clip left (list.pop is atomic: threads never share one)."""
@@ -269,6 +292,8 @@ class FacesExtractor(StreamingExtractor):
         out = to_dict(self.config)
         for k in ("decode_threads", "torch_threads"):
             out.pop(k)
+        if self.config.select != "speaker":  # read by the speaker choice alone
+            out.pop("speaker")
         out["device"] = self.device
         return out
 
@@ -278,12 +303,22 @@ class FacesExtractor(StreamingExtractor):
         return {**super().provenance(), "device": device_provenance(self.device)}
 
     def model_token(self) -> str:
-        try:
-            import importlib.metadata
+        """facenet-pytorch's version (its weights ship in the wheel); with ``select:
+        speaker`` also the sha256 of dlib's 68-point weights that measure the lips."""
+        import importlib.metadata
 
-            return "facenet-pytorch-" + importlib.metadata.version("facenet-pytorch")
+        try:
+            token = "facenet-pytorch-" + importlib.metadata.version("facenet-pytorch")
         except importlib.metadata.PackageNotFoundError:
-            return "facenet-pytorch"
+            token = "facenet-pytorch"
+        if self.config.select == "speaker":
+            from ..vision.landmarkers import LandmarkModelError, weights_token
+
+            try:
+                token += "+dlib-" + weights_token("dlib", self.config.speaker.dlib_model)
+            except LandmarkModelError as e:
+                raise ExtractionError(f"faces.select speaker: {e}") from e
+        return token
 
     def track_settings(self) -> TrackSettings:
         """The tracker's settings on this extractor's device (its window: ``batch_in_use``)."""
@@ -334,7 +369,7 @@ class FacesExtractor(StreamingExtractor):
             for ff in tracker.run(self._frames(source)):
                 if log is None:
                     side = source.meta.get("face_side", "")
-                    log = TrackLog(tracker.frame_size, side, mouth=cfg.select == "speaker")
+                    log = TrackLog(tracker.frame_size, side, mouth=self.mouth_meter)
                 log.add(ff)
                 tid = log.leader(cfg.select)
                 face = ff.faces.get(tid) if tid is not None else None
@@ -353,9 +388,17 @@ class FacesExtractor(StreamingExtractor):
         n = len(written)
         if n == 0 or log is None:
             raise ExtractionError(f"{source.clip_id}: the video holds no frames")
-        choice = log.choose(cfg.select, self._envelope(source, log), cfg.speaker_min_corr)
-        chosen = log.faces_of(choice.track)
-        self._rewrite(source, sink, written, choice.track, chosen, block, tracker)
+        energy = self._speech_energy(source, log)
+        choice = log.choose(cfg.select, energy, cfg.speaker_min_corr, cfg.speaker)
+        turns = self._turns(source, log, energy)
+        times = np.asarray(log.times) - source.start
+        kept = log.kept_faces(choice.track, turns, times)
+        chosen = {i: face for i, (_, face) in kept.items()}
+        track_at = {i: tid for i, (tid, _) in kept.items()}
+        doubts = speaker_doubts(choice.note, turns, cfg.speaker_min_corr, cfg.speaker)
+        if cfg.strict and doubts:
+            raise ExtractionError(f"{source.clip_id}: " + "; ".join(doubts))
+        self._rewrite(source, sink, written, track_at, chosen, block, tracker)
         n_detected = len(chosen)
         if n_detected == 0:
             raise ExtractionError(f"{source.clip_id}: no face found in any of the {n} frames")
@@ -372,10 +415,10 @@ class FacesExtractor(StreamingExtractor):
                 sink.put("filled", d, np.ones(len(d), bool))
                 sink.put("valid", d, np.ones(len(d), bool))
         rate = n_detected / n
-        warnings = [choice.note] if choice.note else []
+        warnings = doubts if choice.verdict is not None else [choice.note] if choice.note else []
         if why := _rate_warning(cfg, tracker, rate, n, source.clip_id):
             warnings.append(why)
-        others = {i for t in log.tracks if t != choice.track for i in log.faces_of(t)}
+        others = {i for t in log.tracks for i in log.faces_of(t) if track_at.get(i) != t}
         return {
             **_frame_attrs(tracker),
             "n_frames": n,
@@ -391,6 +434,7 @@ class FacesExtractor(StreamingExtractor):
             "device": self.device,
             **({"warning": "; ".join(warnings)} if warnings else {}),
             **{f"n_{k}": int(v) for k, v in tracker.stats.items()},
+            **(speaker_attrs(choice.verdict, turns) if choice.verdict is not None else {}),
         }
 
     def _extract_all(self, source: ClipSource, sink: ClipSink) -> dict[str, Any]:
@@ -447,36 +491,54 @@ class FacesExtractor(StreamingExtractor):
             threads=cfg.decode_threads,
         )
 
-    def _envelope(self, source: ClipSource, log: Any) -> np.ndarray | None:
-        """``speaker``: the audio's log energy at the frame times (None: no audio)."""
+    def _speech_energy(self, source: ClipSource, log: Any) -> np.ndarray | None:
+        """``speaker``: the sound's speech-band energy at the frame times (None: no audio)."""
         has_sound = source.has_audio or source.audio_path is not None
-        if self.config.select != "speaker" or not has_sound or len(log.tracks) < 2:
+        if self.config.select != "speaker" or not has_sound:
             return None
         from ..media.audio import AudioDecodeError, decode_audio
-        from ..vision.track_choice import energy_envelope
+        from ..vision.speaker import speech_energy
 
         try:
             audio = decode_audio(source.sound_path, 16000, start=source.start, end=source.end)
         except AudioDecodeError:
             return None
-        return energy_envelope(audio, 16000, np.asarray(log.times) - source.start)
+        times = np.asarray(log.times) - source.start
+        return speech_energy(audio, 16000, times, self.config.speaker.band_hz)
+
+    def _turns(self, source: ClipSource, log: Any, energy: np.ndarray | None) -> list[Any]:
+        """``speaker.follow_turns``: a verdict per turn of the clip's word times ([] without
+        them, or without sound)."""
+        from ..text.alignment import WORD_TIMES_KEY, parse_word_times
+
+        cfg: FacesConfig = self.config
+        raw = source.meta.get(WORD_TIMES_KEY, "").strip()
+        if cfg.select != "speaker" or not cfg.speaker.follow_turns or not raw or energy is None:
+            return []
+        try:
+            words = parse_word_times(raw)
+        except (ValueError, TypeError) as e:
+            raise ExtractionError(f"{source.clip_id}: bad word alignment: {e}") from e
+        times = np.asarray(log.times) - source.start
+        return log.turn_verdicts(energy, words, times, cfg.speaker_min_corr, cfg.speaker)
 
     def _rewrite(
         self,
         source: ClipSource,
         sink: ClipSink,
         written: list[int | None],
-        track: int | None,
+        track_at: dict[int, int],
         chosen: dict[int, Face],
         block: _Block,
         tracker: FaceTracker,
     ) -> None:
         """Rewrite the rows that were streamed from another track than the chosen one (the
-        leader changed while the clip streamed): cleared where the chosen track has no face,
-        cut again from a second decoding where it has one."""
+        leader changed while the clip streamed, or a turn has another speaker): cleared where
+        no kept face is, cut again from a second decoding where one is. ``track_at``: frame
+        -> the kept track, on the frames of ``chosen``."""
         n = len(written)
         clear = [i for i in range(n) if written[i] is not None and i not in chosen]
-        redo = [i for i in sorted(chosen) if written[i] != track]
+        redo = [i for i in sorted(chosen) if written[i] != track_at[i]]
         if clear:
             idx = np.array(clear)
             size = block.crop_size

@@ -115,7 +115,7 @@ def people_frames(
     """Two people (the astronaut's face twice), one in each half of the frame, swaying a
     little. Per face: ``sides`` the patch size in pixels (the face box is about 0.45 of it;
     0 = no face), ``blur`` a Gaussian sigma per frame (lowers MTCNN's confidence), ``mouth`` an
-    opening in [0, 1] per frame drawn as a dark mouth (0 = closed: the photo's own mouth)."""
+    opening in [0, 1] per frame (:func:`open_mouth`; 0 = the photo's own mouth)."""
     import cv2
     from skimage import data
 
@@ -128,14 +128,31 @@ def people_frames(
                 continue
             src = patch
             if mouth[k] is not None and mouth[k][i] > 0.02:
-                src = src.copy()
-                mx, my = MOUTH_IN_PATCH
-                axes = (16, max(1, int(round(11 * mouth[k][i]))))
-                cv2.ellipse(src, (int(mx), int(my)), axes, 0, 0, 360, (45, 20, 25), -1)
+                src = open_mouth(src, float(mouth[k][i]))
             if blur[k] is not None and blur[k][i] > 0:
                 src = cv2.GaussianBlur(src, (0, 0), blur[k][i])
             img = paste_swaying(img, src, sides[k], cx, t, phase, tilt=3.0, sway=4.0)
         yield img
+
+
+def open_mouth(patch: np.ndarray, opening: float, drop_px: float = 20.0) -> np.ndarray:
+    """The 200 x 200 face ``patch`` with its mouth opened: the lower lip and chin moved down
+    by ``opening * drop_px`` pixels (tapering off sideways and below the chin), the gap dark
+    like a mouth's inside. A synthetic stand-in for speech: a landmark model sees the inner
+    lips part, as on a real talking face."""
+    import cv2
+
+    mx, my = MOUTH_IN_PATCH
+    h, w = patch.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    across = np.clip(1 - np.abs(xs - mx) / 34.0, 0, 1) ** 0.5
+    below = np.clip((my + 75 - ys) / 35.0, 0, 1) * (ys >= my)
+    shift = (opening * drop_px) * across * below
+    src_y = ys - shift
+    out = cv2.remap(patch, xs, src_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    gap = (ys >= my) & (src_y < my) & (shift > 0.5)
+    out[gap] = (45, 20, 25)
+    return out
 
 
 def paste_swaying(
