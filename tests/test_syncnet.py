@@ -46,13 +46,16 @@ SYNC = {"backend": "syncnet"}
 
 def save_weights(path: Path, seed: int, counters: bool = False) -> Path:
     """An untrained SyncNet's state dict, saved as the released file is: a plain dict of
-    tensors under the authors' names (the 2017 file has no BatchNorm step counters)."""
+    tensors under the authors' names, in torch's old (pre-zip) format, without BatchNorm
+    step counters (which the 2017 file predates); ``counters``: as torch saves it now."""
     torch.manual_seed(seed)
     state = SyncNet().state_dict()
-    if not counters:
-        state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, path)
+    if counters:
+        torch.save(state, path)
+    else:
+        state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+        torch.save(state, path, _use_new_zipfile_serialization=False)
     return path
 
 
@@ -160,9 +163,10 @@ def test_lip_windows_follow_syncnets_25_fps_clock(weights):
     missing from frames 12-14 (the frames nearest to steps 10-12) has none across them."""
     cfg = SpeakerConfig(**SYNC, syncnet_model=str(weights))
     lips = SyncNetScorer(cfg).reader(start=0.0)
-    rgb = np.random.default_rng(0).integers(0, 255, (120, 160, 3), np.uint8)
+    rng = np.random.default_rng(0)
     face = Face(np.array([40.0, 30.0, 80.0, 80.0]), 0.99, np.zeros((5, 2)), "key")
     for i in range(30):
+        rgb = rng.integers(0, 255, (120, 160, 3), np.uint8)  # every frame another picture
         faces = {0: face} if 12 <= i <= 14 else {0: face, 1: face}
         lips.add(FrameFaces(i, i / 30, rgb, faces))
     windows = lips.windows()
@@ -171,6 +175,14 @@ def test_lip_windows_follow_syncnets_25_fps_clock(weights):
     assert windows[0][1].shape == (21, 1024) and windows[0][1].dtype == np.float32
     # the same face in both tracks: the same embeddings where both have a window
     np.testing.assert_allclose(windows[1][1][:6], windows[0][1][:6], rtol=1e-5, atol=1e-4)
+    # a sound whose embedding at each step is the face's: in sync at offset 0
+    sound = np.zeros((25, 1024), np.float32)
+    sound[:21] = windows[0][1]
+    scored = lips.score(sound, cfg)
+    assert scored[0][1] == 0.0 and scored[0][0] > 0
+    assert set(lips.score(sound, cfg, span=(0.0, 0.9))) == {0, 1}  # 19 and 12 windows
+    assert set(lips.score(sound, cfg, span=(0.0, 0.6))) == {0}  # 12 and 6 (under 10)
+    assert lips.score(sound, cfg, span=(0.0, 0.3)) == {}  # 4 windows: too short to score
 
 
 # --- the stage ------------------------------------------------------------------------

@@ -9,8 +9,8 @@ How it works (the settings are ``faces.speaker.syncnet_*``; the network and its 
    track with a face in that frame gets its 224 x 224 crop for step k.
 2. Lips: every run of five consecutive steps of one track (k .. k + 4) is a window; windows
    go through the lip stream ``syncnet_batch_size`` at a time (on the GPU when the faces
-   stage runs there), and only the 1024-d embeddings are kept, so memory does not grow with
-   the clip's pixels.
+   stage runs there), and only the 1024-d embeddings are kept (4 KiB a window: 100 KiB per
+   second of clip and face, as much again for the sound), not the crops.
 3. Sound: the clip's audio at 16 kHz, 13 MFCCs every 10 ms; step k's window is MFCC steps
    4k .. 4k + 19 (0.2 s from k / 25 s), embedded by the audio stream.
 4. Distances (``SyncNetInstance.py`` lines 19-31 and 129-135 of ``joonson/syncnet_python``):
@@ -187,7 +187,8 @@ def sync_scores(
     lips: dict[int, tuple[np.ndarray, np.ndarray]], sound: np.ndarray, cfg: SpeakerConfig
 ) -> dict[int, tuple[float, float]]:
     """Step 4 of the module docstring for every track with enough windows; the confidence
-    is rounded to 1e-3 so that the last bits of a sum never decide."""
+    is rounded to 0.01 (the warnings show two decimals) so that the last bits of the
+    network's sums, which differ between CPUs, rarely reach the stored score."""
     counts = {tid: len(k) for tid, (k, _) in lips.items()}
     longest = max(counts.values(), default=0)
     vshift = cfg.syncnet_vshift
@@ -202,7 +203,7 @@ def sync_scores(
             continue
         best = allowed[int(np.nanargmin(near))]
         conf = float(np.nanmedian(mdist)) - float(mdist[best])
-        out[tid] = (round(conf, 3), round((best - vshift) * STEP_S, 4))
+        out[tid] = (round(conf, 2), round((best - vshift) * STEP_S, 4))
     return out
 
 
