@@ -59,9 +59,10 @@ def face_crop(rgb: np.ndarray, box: np.ndarray) -> np.ndarray | None:
     return cv2.resize(patch, (CROP, CROP), interpolation=cv2.INTER_LINEAR)
 
 
-def syncnet_mfcc(audio: np.ndarray) -> np.ndarray:
+def syncnet_mfcc(audio: np.ndarray, filters: np.ndarray | None = None) -> np.ndarray:
     """float64 (13, T) MFCCs of mono 16 kHz ``audio`` (float, -1..1) with the settings of the
-    module docstring; column k covers samples 160 k .. 160 k + 399."""
+    module docstring; column k covers samples 160 k .. 160 k + 399. ``filters``: (26, 257)
+    mel filters instead of :func:`binned_mel_filters` (for comparisons)."""
     with needs("faces (speaker backend syncnet)", "extract"):
         import librosa
 
@@ -78,7 +79,8 @@ def syncnet_mfcc(audio: np.ndarray) -> np.ndarray:
     )
     power = np.abs(spec) ** 2 / N_FFT  # (257, T)
     tiny = np.finfo(np.float64).eps
-    log_mel = np.log(np.maximum(binned_mel_filters() @ power, tiny))
+    fb = binned_mel_filters() if filters is None else filters
+    log_mel = np.log(np.maximum(fb @ power, tiny))
     mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=N_MFCC, dct_type=2, norm="ortho", lifter=0)
     mfcc *= (1 + LIFTER / 2 * np.sin(np.pi * np.arange(N_MFCC) / LIFTER))[:, None]
     mfcc[0] = np.log(np.maximum(power.sum(axis=0), tiny))
