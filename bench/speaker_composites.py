@@ -30,6 +30,11 @@ side of the kept rows), *warned* when the clip got a warning. Cost: CPU seconds 
 
 ``--rescore`` decides a ``--calibrate`` run again with the thresholds of params.yaml, and
 finds the loosest thresholds that leave no wrong face and no third person's sound silent.
+
+``--backend syncnet --syncnet-model FILE`` does the same for the SyncNet backend (the
+authors' ``syncnet_v2.model``; scores are SyncNet confidences, and ``--rescore`` then
+searches ``syncnet_sure_conf`` / ``syncnet_margin``): how its thresholds can be calibrated
+where the weights are at hand.
 """
 
 from __future__ import annotations
@@ -158,6 +163,19 @@ def outcome(comp: Composite, side: str, warned: bool) -> str:
     )
 
 
+# the threshold grid --rescore searches: (sure from, to, step; margin to, step) per backend
+GRID = {"lips": (0.0, 1.0, 0.01, 0.6, 0.01), "syncnet": (0.0, 15.0, 0.1, 6.0, 0.1)}
+OPEN = {  # --calibrate: every threshold open, so that the best-scoring face is always kept
+    "lips": {"sure_corr": -1.0, "margin": 0.0},
+    "syncnet": {"syncnet_min_conf": -1e9, "syncnet_sure_conf": -1e9, "syncnet_margin": 0.0},
+}
+# params.yaml's (floor, sure, margin) names of each backend's thresholds
+THRESHOLDS = {
+    "lips": ("speaker_min_corr", "sure_corr", "margin"),
+    "syncnet": ("syncnet_min_conf", "syncnet_sure_conf", "syncnet_margin"),
+}
+
+
 def rescore(rows: list[dict], min_corr: float, sure: float, margin: float) -> dict:
     """Outcomes per kind had the thresholds been these (rows of a ``--calibrate`` run, where
     the best-scoring face was always kept): a clip is warned when its best score is under
@@ -174,13 +192,14 @@ def rescore(rows: list[dict], min_corr: float, sure: float, margin: float) -> di
     return out
 
 
-def calibrate(rows: list[dict]) -> dict:
-    """The loosest (sure_corr, margin) with no wrong face and no third person's sound left
-    unwarned: the most right-and-sure ``both``/``swap`` clips, then the lowest sure_corr."""
+def calibrate(rows: list[dict], backend: str = "lips") -> dict:
+    """The loosest (sure, margin) with no wrong face and no third person's sound left
+    unwarned: the most right-and-sure ``both``/``swap`` clips, then the lowest sure."""
     best = None
-    for sure in np.arange(0.0, 1.0, 0.01):
-        for margin in np.arange(0.0, 0.6, 0.01):
-            s = rescore(rows, -1.0, sure, margin)
+    lo, hi, step, m_hi, m_step = GRID[backend]
+    for sure in np.arange(lo, hi, step):
+        for margin in np.arange(0.0, m_hi, m_step):
+            s = rescore(rows, -1e9, sure, margin)
             bad = sum(k.get("wrong_silent", 0) + k.get("silent_pick", 0) for k in s.values())
             if bad:
                 continue
@@ -189,7 +208,8 @@ def calibrate(rows: list[dict]) -> dict:
             if best is None or key > best[0]:
                 best = (key, round(float(sure), 2), round(float(margin), 2), s)
     assert best is not None
-    return {"sure_corr": best[1], "margin": best[2], "summary": best[3]}
+    _, sure_name, margin_name = THRESHOLDS[backend]
+    return {sure_name: best[1], margin_name: best[2], "summary": best[3]}
 
 
 def main() -> None:
@@ -200,22 +220,26 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0, help="at most this many speaker pairs")
     ap.add_argument("--calibrate", action="store_true", help="open every threshold")
     ap.add_argument("--cost", type=int, default=10, help="composites timed against confidence")
-    ap.add_argument("--out", type=Path, default=REPO / "bench/results/speaker.json")
+    ap.add_argument("--out", type=Path, help="default bench/results/speaker[_syncnet].json")
     ap.add_argument("--rescore", type=Path, help="a --calibrate run's JSON: decide it again")
+    ap.add_argument("--backend", choices=("lips", "syncnet"), default="lips")
+    ap.add_argument("--syncnet-model", type=Path, help="syncnet: the weights file")
     args = ap.parse_args()
     if args.rescore:
         run = json.loads(args.rescore.read_text())
+        backend = run.get("backend", "lips")
         cfg = to_dict(load_params(REPO / "params.yaml").section("faces"))
-        sp = cfg["speaker"]
+        sp = {**cfg["speaker"], "speaker_min_corr": cfg["speaker_min_corr"]}
+        names = THRESHOLDS[backend]
         doc = {
-            "params.yaml": {"speaker_min_corr": cfg["speaker_min_corr"], **{
-                k: sp[k] for k in ("sure_corr", "margin")}},
-            "with params.yaml": rescore(
-                run["rows"], cfg["speaker_min_corr"], sp["sure_corr"], sp["margin"]),
-            "loosest safe": calibrate(run["rows"]),
-        }  # fmt: skip
+            "params.yaml": {k: sp[k] for k in names},
+            "with params.yaml": rescore(run["rows"], *(sp[k] for k in names)),
+            "loosest safe": calibrate(run["rows"], backend),
+        }
         print(json.dumps(doc, indent=1))
         return
+    suffix = "_syncnet" if args.backend == "syncnet" else ""
+    args.out = args.out or REPO / f"bench/results/speaker{suffix}.json"
 
     if args.clips is None:
         sys.exit("--clips DIR is needed (or --rescore JSON)")
@@ -229,10 +253,13 @@ def main() -> None:
         clips[f.stem] = (frames, audio, fps)
         n = min(n or len(frames), len(frames), int(args.seconds * fps))
     base = to_dict(load_params(REPO / "params.yaml").section("faces"))
-    faces_cfg = {**base, "select": "speaker"}
+    speaker = {**base["speaker"], "backend": args.backend}
+    if args.syncnet_model:
+        speaker["syncnet_model"] = str(args.syncnet_model)
+    faces_cfg = {**base, "select": "speaker", "speaker": speaker}
     if args.calibrate:
         faces_cfg["speaker_min_corr"] = -1.0
-        faces_cfg["speaker"] = {**base["speaker"], "sure_corr": -1.0, "margin": 0.0}
+        faces_cfg["speaker"] = {**speaker, **OPEN[args.backend]}
     ex = make_extractor("faces", faces_cfg)
     conf = make_extractor("faces", {**base, "select": "confidence"})
     comps = plan(sorted(clips), args.limit)
@@ -266,7 +293,7 @@ def main() -> None:
                 "outcome": outcome(comp, side, warned),
             }
             rows.append(row)
-            print(f"{comp.name:16s} {row['outcome']:13s} r {row['score']:.2f} "
+            print(f"{comp.name:16s} {row['outcome']:13s} score {row['score']:.2f} "
                   f"vs {row['runner_up']:.2f} {row['status']}", flush=True)
     summary: dict = {}
     for kind in sorted({r["kind"] for r in rows}):
@@ -277,6 +304,7 @@ def main() -> None:
         "clips": [f.name for f in files],
         "seconds": n / next(iter(clips.values()))[2],
         "calibrate": args.calibrate,
+        "backend": args.backend,
         "params": faces_cfg.get("speaker"),
         "speaker_min_corr": faces_cfg["speaker_min_corr"],
         "summary": summary,

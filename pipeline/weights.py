@@ -47,9 +47,19 @@ def load_state_dict(path: Path) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling refusal or corrupt file
-        raise WeightsError(f"{path}: not a loadable tensor state dict ({e})") from e
+        raise WeightsError(f"{path}: not a loadable tensor state dict ({_reason(e)})") from e
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict):
         raise WeightsError(f"{path}: expected a state dict, found {type(obj).__name__}")
     return obj
+
+
+def _reason(e: Exception) -> str:
+    """One line of why torch.load refused a file: its unpickler's own line ("Unsupported
+    operand 118", "Unsupported global: ...") rather than the page of advice around it (which
+    suggests ``weights_only=False``, the very thing not to do with a file of unknown origin)."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    first = lines[0] if lines else ""
+    why = next((line for line in lines if line.startswith("Unsupported")), first)
+    return (why[:200] + "...") if len(why) > 200 else why or type(e).__name__

@@ -231,6 +231,7 @@ class FacesExtractor(StreamingExtractor):
         self._buffers: list[np.ndarray] = []
         self._device: str | None = None
         self.mouth_meter: Any = None  # select: speaker: the lip pass (dlib's 68 points)
+        self.syncnet: Any = None  # select: speaker, backend syncnet: the loaded SyncNet
 
     @property
     def device(self) -> str:
@@ -263,7 +264,11 @@ class FacesExtractor(StreamingExtractor):
             select=cfg.select,
             min_prob=cfg.min_prob,
         )
-        if cfg.select == "speaker":
+        if cfg.select == "speaker" and cfg.speaker.backend == "syncnet":
+            from ..vision.sync_speaker import SyncNetScorer
+
+            self.syncnet = SyncNetScorer(cfg.speaker, self.device)
+        elif cfg.select == "speaker":
             self.mouth_meter = self._mouth_meter()
 
     def _mouth_meter(self) -> Any:
@@ -294,6 +299,8 @@ class FacesExtractor(StreamingExtractor):
             out.pop(k)
         if self.config.select != "speaker":  # read by the speaker choice alone
             out.pop("speaker")
+        else:  # the backend's own settings only
+            out["speaker"] = self.config.speaker.key_params()
         out["device"] = self.device
         return out
 
@@ -304,13 +311,21 @@ class FacesExtractor(StreamingExtractor):
 
     def model_token(self) -> str:
         """facenet-pytorch's version (its weights ship in the wheel); with ``select:
-        speaker`` also the sha256 of dlib's 68-point weights that measure the lips."""
+        speaker`` also the sha256 of the weights that score the tracks: dlib's 68-point
+        predictor (lips backend) or SyncNet's (syncnet backend; a missing or wrong file
+        raises :class:`~pipeline.vision.syncnet.SyncNetModelError`, which stops the stage)."""
         import importlib.metadata
 
         try:
             token = "facenet-pytorch-" + importlib.metadata.version("facenet-pytorch")
         except importlib.metadata.PackageNotFoundError:
             token = "facenet-pytorch"
+        if self.config.select == "speaker" and self.config.speaker.backend == "syncnet":
+            from ..vision.syncnet import syncnet_token  # SyncNetModelError: the stage stops
+
+            return token + "+" + syncnet_token(
+                self.config.speaker.syncnet_model, self.config.speaker.syncnet_sha256
+            )
         if self.config.select == "speaker":
             from ..vision.landmarkers import LandmarkModelError, weights_token
 
@@ -369,7 +384,8 @@ class FacesExtractor(StreamingExtractor):
             for ff in tracker.run(self._frames(source)):
                 if log is None:
                     side = source.meta.get("face_side", "")
-                    log = TrackLog(tracker.frame_size, side, mouth=self.mouth_meter)
+                    sync = self.syncnet.reader(source.start) if self.syncnet else None
+                    log = TrackLog(tracker.frame_size, side, self.mouth_meter, sync)
                 log.add(ff)
                 tid = log.leader(cfg.select)
                 face = ff.faces.get(tid) if tid is not None else None
@@ -434,7 +450,8 @@ class FacesExtractor(StreamingExtractor):
             "device": self.device,
             **({"warning": "; ".join(warnings)} if warnings else {}),
             **{f"n_{k}": int(v) for k, v in tracker.stats.items()},
-            **(speaker_attrs(choice.verdict, turns) if choice.verdict is not None else {}),
+            **(speaker_attrs(choice.verdict, turns, cfg.speaker) if choice.verdict is not None
+               else {}),
         }
 
     def _extract_all(self, source: ClipSource, sink: ClipSink) -> dict[str, Any]:
@@ -503,6 +520,8 @@ class FacesExtractor(StreamingExtractor):
             audio = decode_audio(source.sound_path, 16000, start=source.start, end=source.end)
         except AudioDecodeError:
             return None
+        if self.syncnet is not None:  # the syncnet backend's sound: its audio embeddings
+            return self.syncnet.sound(audio, 16000)
         times = np.asarray(log.times) - source.start
         return speech_energy(audio, 16000, times, self.config.speaker.band_hz)
 

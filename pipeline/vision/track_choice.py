@@ -11,8 +11,9 @@ face's mouth opening), and :meth:`TrackLog.choose` picks one track by a rule:
   e.g. the manifest's ``face_side`` for IEMOCAP's two-actor dialogue video);
 - ``speaker``: the track whose lips follow the clip's sound (lip opening from dlib's 68 points
   against the speech-band energy, at the syllable rate, over the lags audiovisual sync
-  allows: :mod:`pipeline.vision.speaker`), with a verdict on how sure the choice is; when no
-  track follows the sound the rule falls back to ``largest`` and says so.
+  allows: :mod:`pipeline.vision.speaker`; or, with ``speaker.backend: syncnet``, SyncNet's
+  confidence: :mod:`pipeline.vision.sync_speaker`), with a verdict on how sure the choice
+  is; when no track follows the sound the rule falls back to ``largest`` and says so.
 
 A clip with one track keeps it, whatever the rule (nothing to choose, nothing to warn about).
 
@@ -43,6 +44,7 @@ from .speaker import (
 
 if TYPE_CHECKING:
     from .lip_motion import MouthMeter
+    from .sync_speaker import SyncLips
 
 SELECT_RULES = ("largest", "confidence", "central", "side", "speaker")
 
@@ -71,12 +73,18 @@ class TrackLog:
     """Every track's presence in a clip's frames, and the running sums the rules use."""
 
     def __init__(
-        self, frame_size: tuple[int, int], side: str = "", mouth: MouthMeter | None = None
+        self,
+        frame_size: tuple[int, int],
+        side: str = "",
+        mouth: MouthMeter | None = None,
+        sync: SyncLips | None = None,
     ) -> None:
-        """``mouth``: measures each face's mouth opening as it is added (``speaker``)."""
+        """``mouth``: measures each face's mouth opening as it is added (``speaker``, lips
+        backend); ``sync``: takes each frame's faces for SyncNet (syncnet backend)."""
         self.w, self.h = frame_size
         self.side = side
         self.mouth = mouth
+        self.sync = sync
         self.tracks: dict[int, _Track] = {}
         self.times: list[float] = []
 
@@ -85,6 +93,8 @@ class TrackLog:
         self.times.append(ff.time)
         half_diag = math.hypot(self.w, self.h) / 2
         grey = self.mouth.grey(ff.rgb) if self.mouth is not None and ff.faces else None
+        if self.sync is not None:
+            self.sync.add(ff)
         for tid, f in ff.faces.items():
             t = self.tracks.setdefault(tid, _Track())
             t.frames.append(i)
@@ -206,10 +216,20 @@ class TrackLog:
         cfg: SpeakerConfig,
         frames: np.ndarray | None = None,
     ) -> Verdict:
-        """The ``speaker`` verdict over all frames or over the frame indices ``frames``."""
+        """The ``speaker`` verdict over all frames or over the frame indices ``frames``.
+        ``energy``: the sound as the backend reads it (the lips backend: the speech-band
+        energy at each frame; syncnet: the embedding of each 1/25 s step's sound)."""
         if energy is None:
             return Verdict(None, "no_sound")
         times = np.asarray(self.times)
+        if self.sync is not None:
+            span = None
+            if frames is not None:
+                if len(frames) == 0:
+                    return Verdict(None, "no_sound")
+                t = times[frames] - self.sync.start
+                span = (float(t.min()), float(t.max()))
+            return decide(self.sync.score(energy, cfg, span), cfg, min_corr)
         interval = frame_interval(times)
         e = np.asarray(energy, np.float64)
         if frames is not None:
