@@ -83,7 +83,12 @@ def run_folds(params: Params, root: str | Path = ".") -> int:
         log.info("folds: the manifest has no %s column; each clip is its own take", together)
         together = ""
     for scheme in schemes:
-        if together and not scheme.together:
+        if together and scheme.leaky:
+            log.warning(
+                "folds: %s is leaky (on purpose): the clips of one %s may fall into different "
+                "parts, so test clips can have near-copies in training and its scores are "
+                "inflated; use it only to measure that", scheme.name, together)
+        elif together and not scheme.together:
             scheme = replace(scheme, together=together)
         manifest = fold_manifest(entries, scheme, params.folds.seed)
         dump_json(lay.folds_dir / f"{scheme.name}.json", manifest)
