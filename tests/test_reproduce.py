@@ -119,6 +119,7 @@ def test_preset_smoke_run_on_a_miniature(name, tmp_path, sample_clips):
     assert doc["smoke"] and doc["scheme"] == params.section("train").scheme
     assert all(t["epochs"] > 0 for t in doc["timing"].values())
     assert all(c["n_folds"] == 1 and c["ci_low"] is None for c in doc["comparisons"])
+    assert bool(doc["comparisons"]) == ("are not tested" in (out / "reproduce.md").read_text())
     text = (out / "reproduce.md").read_text()
     assert "| result | metric | ours (%) | paper (%) | ours − paper | paper cell |" in text
     assert f"\u201c{label}\u201d" in text and "seconds per epoch" in text
