@@ -82,12 +82,15 @@ def run_folds(params: Params, root: str | Path = ".") -> int:
     if together and not any(together in e.meta for e in entries):
         log.info("folds: the manifest has no %s column; each clip is its own take", together)
         together = ""
+    shared = together and len({e.meta.get(together) for e in entries}) < len(entries)
     for scheme in schemes:
-        if together and scheme.leaky:
+        if scheme.leaky and shared:
             log.warning(
                 "folds: %s is leaky (on purpose): the clips of one %s may fall into different "
                 "parts, so test clips can have near-copies in training and its scores are "
                 "inflated; use it only to measure that", scheme.name, together)
+        elif scheme.leaky:  # each take is one clip: nothing can leak, so nothing to say
+            scheme = replace(scheme, leaky=False)
         elif together and not scheme.together:
             scheme = replace(scheme, together=together)
         manifest = fold_manifest(entries, scheme, params.folds.seed)

@@ -211,3 +211,10 @@ def test_leaky_is_explicit_and_splits_takes_only_when_asked(tmp_path, caplog):
     assert stage["kept"]["together"] == "performance" and split_takes(stage["kept"]) == 0
     assert stage["leak"]["leaky"] is True and split_takes(stage["leak"]) > 50
     assert "leak is leaky (on purpose)" in caplog.text
+    # one clip per take (recordings: av): nothing can leak, nothing is said
+    singles = [e for e in takes if e.clip_id.startswith("01-")]
+    write_manifest(lay.clips_csv, singles)
+    caplog.clear()
+    assert run_folds(params, tmp_path) == 0
+    alone = json.loads((lay.folds_dir / "leak.json").read_text())
+    assert "leaky" not in alone and "leaky" not in caplog.text

@@ -4,6 +4,7 @@ the units, Student's t; and what evaluate.json and report.md say with them."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -129,13 +130,13 @@ def test_the_report_says_what_must_be_known_to_trust_the_numbers(tmp_path):
     notes = evaluation_notes(
         params,
         {"probe": ("faces", "mel"), "unimodal_mel": ("mel",)},
-        {"scheme": "code_random_leaky", "leaky": True},
+        {"scheme": "code_random_leaky", "leaky": True, "leaked_test_clips": [241, 288]},
         {("happy", "no"): {"0", "2"}, ("sad", "only"): {"1"}},
     )
     assert notes == [
         "The folds `code_random_leaky` are leaky on purpose: the clips of one take may be in "
-        "training and in test, so test clips can have near-copies in training and every score "
-        "here is inflated.",
+        "training and in test, so test clips can have near-copies in training (241 of 288 test "
+        "clips here) and every score here is inflated.",
         "Faces: the R(2+1)D-18 backbone trained from scratch (train.r2plus1d.weights is empty); "
         "the paper's was pretrained on Kinetics-400.",
         "The encoder was pretrained on every clip, the test clips included (pretrain.clips: "
@@ -147,3 +148,22 @@ def test_the_report_says_what_must_be_known_to_trust_the_numbers(tmp_path):
     ]
     weights = tiny_params(tmp_path, ("faces",), train={"r2plus1d": {"weights": "k400.pth"}})
     assert evaluation_notes(weights, {"probe": ("faces",)}, {}, {}) == []
+
+
+def test_a_leaky_split_counts_the_test_clips_whose_take_is_in_training():
+    from types import SimpleNamespace
+
+    from training_helpers import tiny_params
+
+    from pipeline.manifest import ManifestEntry
+    from pipeline.training.data import Fold
+    from pipeline.training.workflow import leaked_test_clips
+
+    entries = {f"{m}-t{t}": ManifestEntry(f"{m}-t{t}", "x.mp4", meta={"performance": f"t{t}"})
+               for m in ("01", "02") for t in range(4)}  # fmt: skip
+    folds = [Fold(0, ("01-t0", "02-t1", "01-t2", "02-t2"), (), ("02-t0", "01-t1", "01-t3")),
+             Fold(1, ("01-t3",), (), ("02-t3", "01-t0"))]  # fmt: skip
+    params = tiny_params(Path("."), corpus={"adapter": "ravdess"})
+    assert leaked_test_clips(SimpleNamespace(entries=entries), folds, params) == [3, 5]
+    other = tiny_params(Path("."), corpus={"adapter": "iemocap"})  # no takes: nothing leaks
+    assert leaked_test_clips(SimpleNamespace(entries=entries), folds, other) == [0, 5]

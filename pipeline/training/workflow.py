@@ -203,6 +203,8 @@ def run_evaluate(params: Params, root: str | Path = ".", paper: dict | None = No
             reference = {f.number: majority_accuracy(data, f) for f in folds}
             manifest = json.loads((data.layout.folds_dir / f"{tc.scheme}.json").read_text())
             split = split_facts(manifest)
+            if split["leaky"]:
+                split["leaked_test_clips"] = leaked_test_clips(data, folds, params)
             notes = evaluation_notes(params, modalities, split, one_class)
             doc = evaluation_summary(
                 corpus, tc.scheme, data.labels, per_method, reference, tc.run_seeds(),
@@ -217,6 +219,21 @@ def run_evaluate(params: Params, root: str | Path = ".", paper: dict | None = No
     return 0
 
 
+def leaked_test_clips(data: CorpusData, folds: list[Fold], params: Params) -> list[int]:
+    """[test clips that have a clip of their take in training, test clips], over the folds
+    (a leaky split; the take is the adapter's ``together`` column)."""
+    from ..corpora import ADAPTERS
+
+    column = getattr(ADAPTERS.get(params.corpus.adapter), "together", "")
+    take = {c: e.meta.get(column) for c, e in data.entries.items()} if column else {}
+    leaked = total = 0
+    for f in folds:
+        trained = {take.get(c) for c in f.train} - {None}
+        total += len(f.test)
+        leaked += sum(take.get(c) in trained for c in f.test)
+    return [leaked, total]
+
+
 def evaluation_notes(
     params: Params,
     modalities: dict[str, tuple[str, ...]],
@@ -228,10 +245,12 @@ def evaluation_notes(
     pc: PretrainConfig = params.section("pretrain")
     notes = []
     if split.get("leaky"):
+        leaked, total = split.get("leaked_test_clips") or [None, None]
+        count = "" if leaked is None else f" ({leaked} of {total} test clips here)"
         notes.append(
             f"The folds `{split['scheme']}` are leaky on purpose: the clips of one take may be "
-            f"in training and in test, so test clips can have near-copies in training and "
-            f"every score here is inflated."
+            f"in training and in test, so test clips can have near-copies in training"
+            f"{count} and every score here is inflated."
         )
     if any("faces" in m for m in modalities.values()) and not tc.r2plus1d.weights:
         notes.append(
