@@ -174,6 +174,7 @@ def test_leaky_is_explicit_and_splits_takes_only_when_asked(tmp_path, caplog):
     """RAVDESS paired recordings: the folds stage keeps a take's two clips together unless a
     scheme says leaky: true (the MPUC code's random split), which then splits many takes."""
     import json
+    import logging
 
     from pipeline.config import params_from_dict
     from pipeline.manifest import write_manifest
@@ -204,13 +205,20 @@ def test_leaky_is_explicit_and_splits_takes_only_when_asked(tmp_path, caplog):
     write_manifest(lay.clips_csv, takes)
     schemes = [{"name": "kept", "kind": "class_holdout"},
                {"name": "leak", "kind": "class_holdout", "leaky": True}]  # fmt: skip
-    params = params_from_dict({"corpus": {"name": "rav", "adapter": "ravdess", "root": "x"},
-                               "folds": {"seed": 42, "schemes": schemes}})  # fmt: skip
+    raw = {"corpus": {"name": "rav", "adapter": "ravdess", "root": "x"},
+           "folds": {"seed": 42, "schemes": schemes}, "train": {"scheme": "leak"}}  # fmt: skip
+    params = params_from_dict(raw)
+    caplog.set_level(logging.INFO)
     assert run_folds(params, tmp_path) == 0
     stage = {n: json.loads((lay.folds_dir / f"{n}.json").read_text()) for n in ("kept", "leak")}
     assert stage["kept"]["together"] == "performance" and split_takes(stage["kept"]) == 0
     assert stage["leak"]["leaky"] is True and split_takes(stage["leak"]) > 50
-    assert "leak is leaky (on purpose)" in caplog.text
+    said = [r for r in caplog.records if "leak is leaky (on purpose)" in r.getMessage()]
+    assert [r.levelno for r in said] == [logging.WARNING]  # the scheme training will use
+    caplog.clear()
+    assert run_folds(params_from_dict({**raw, "train": {"scheme": "kept"}}), tmp_path) == 0
+    said = [r for r in caplog.records if "leak is leaky (on purpose)" in r.getMessage()]
+    assert [r.levelno for r in said] == [logging.INFO]  # written, not trained on
     # one clip per take (recordings: av): nothing can leak, nothing is said
     singles = [e for e in takes if e.clip_id.startswith("01-")]
     write_manifest(lay.clips_csv, singles)
