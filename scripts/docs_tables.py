@@ -39,6 +39,7 @@ from pathlib import Path
 
 import yaml
 
+from pipeline.training.config import METHODS
 from pipeline.training.report import comparison_lines
 from pipeline.training.stats import comparisons
 
@@ -68,6 +69,12 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}"
 
 
+def _order(result: str) -> tuple[int, str]:
+    """The methods in evaluate.methods' order (unimodal_<m> where unimodal is)."""
+    base = "unimodal" if result.startswith("unimodal_") else result
+    return (METHODS.index(base) if base in METHODS else len(METHODS), result)
+
+
 def render_results(doc: dict, digest: str) -> str:
     key = doc["headline"]
     second = "f1" if doc.get("task") == "multi_label" else "ua"
@@ -80,7 +87,7 @@ def render_results(doc: dict, digest: str) -> str:
         f"| method | {key} (%) | {second} (%) |",
         "| --- | --- | --- |",
     ]
-    for name, m in doc["methods"].items():
+    for name, m in sorted(doc["methods"].items(), key=lambda kv: _order(kv[0])):
         lines.append(
             f"| {name} | {_pct(m['mean'].get(key))} ± {_pct(m['std'].get(key))} | "
             f"{_pct(m['mean'].get(second))} |"
@@ -88,7 +95,7 @@ def render_results(doc: dict, digest: str) -> str:
     rows = doc.get("comparisons")
     if rows is None:  # written before evaluate.json carried them: the same statistics
         rows = comparisons(doc["methods"], [key, second])
-    body = comparison_lines(rows)
+    body = comparison_lines([r for r in rows if r["metric"] == key])  # report.md has both
     return "\n".join(lines + body[2:])  # the table without report.md's heading
 
 
@@ -103,7 +110,9 @@ def _machine() -> str:
     if meminfo.exists():
         kb = re.search(r"MemTotal:\s*(\d+)", meminfo.read_text())
         mem = f", {int(kb.group(1)) / 2**20:.0f} GiB" if kb else ""
-    return f"{cpu}, {os.cpu_count()} logical CPUs{mem}, {platform.system()}, no GPU used"
+    load = f", load average {os.getloadavg()[2]:.1f} over the 15 min before writing" if hasattr(
+        os, "getloadavg") else ""  # fmt: skip
+    return f"{cpu}, {os.cpu_count()} logical CPUs{mem}, {platform.system()}, no GPU used{load}"
 
 
 def render_times(root: Path) -> str:
