@@ -113,7 +113,7 @@ def test_evaluate_json_carries_the_comparisons_and_report_md_says_them():
     assert [(c["method"], c["baseline"]) for c in doc["comparisons"]] == [
         ("qian_han", "qian_han_baseline"), ("probe", "unimodal_mel")]  # fmt: skip
     assert doc["comparisons"] == comparisons(doc["methods"], ["accuracy", "ua"])
-    assert doc["paper"] is None and doc["paper_reason"].startswith("no paper to compare with")
+    assert doc["paper"] is None and doc["paper_reason"].startswith("the run is not a paper preset")
     text = markdown_report(doc, None)
     assert "| qian_han − qian_han_baseline | accuracy | 4 (12) | -4.00 |" in text
     assert "qian_han lower than qian_han_baseline" in text

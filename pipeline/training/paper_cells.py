@@ -119,7 +119,7 @@ def headline_cell(
 ) -> tuple[dict | None, str]:
     """``evaluate.json``'s ``paper``: the cell of the paper's own method, or None and why."""
     if not paper:
-        return None, "no paper to compare with: the run is not a paper preset (mer reproduce)"
+        return None, "the run is not a paper preset (mer reproduce compares one with its paper)"
     method = paper.get("method", "")
     if method not in matches:
         return None, f"the run has no {method} result, the method {paper['source']} reports"

@@ -166,7 +166,7 @@ def paper_lines(doc: Mapping[str, Any]) -> list[str]:
         return ["", f"Paper: {cell['source']}, \u201c{cell['cell']}\u201d: {cell['result']} "
                     f"{cell['value']:.2f} % {cell['metric']}."]  # fmt: skip
     reason = doc.get("paper_reason")
-    return ["", f"Paper: no cell to compare with ({reason})."] if reason else []
+    return ["", f"Paper: none ({reason})."] if reason else []
 
 
 def _num(x: float | None, fmt: str = "+.2f") -> str:
