@@ -49,7 +49,10 @@ class IngestConfig:
 @dataclass(frozen=True)
 class FoldScheme:
     name: str
-    kind: Literal["group_kfold", "stratified_kfold", "kfold_811", "group_holdout", "predefined"]
+    kind: Literal[
+        "group_kfold", "stratified_kfold", "kfold_811", "group_holdout", "predefined",
+        "strided", "class_holdout",
+    ]
     n_folds: int = 10
     # group_holdout: how many groups (actors) go to train / validation / test.
     n_train: int = 0
@@ -65,6 +68,17 @@ class FoldScheme:
     # A clips.csv column whose clips always share one part of every fold (RAVDESS paired
     # recordings: a performance's full-AV and video-only files, meta_performance); "" = none.
     together: str = ""
+    # strided (the Qian & Han code's split): in corpus order, every test_every-th clip is
+    # test, then every val_every-th of the rest validation.
+    test_every: int = 5
+    val_every: int = 10
+    # class_holdout (the MPUC code's random split): each class's share kept for training and
+    # validation (the code's perc 0.9); validation is int(val_fraction x that share).
+    train_fraction: float = 0.9
+    # true: the corpus's takes (``together``, e.g. RAVDESS paired recordings) may fall into
+    # different parts, as in the MPUC code's random split. Test clips then have near-copies
+    # in training; the folds stage warns and the reports say so. For measuring that leak only.
+    leaky: bool = False
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,23 @@ Kinds of scheme (``params.yaml`` ``folds.schemes``):
 - ``predefined``: one split the corpus defines, read from the ``split_by`` column of each
   clip (``train``, ``valid``/``val``, ``test``; CMU-MOSEI's SDK standard folds). Clips with
   another value (none) are in no part.
+- ``strided``: one split in corpus order (clips sorted by id), as the Qian & Han code splits
+  IEMOCAP (``data_loader.py``, ``split_dataset_skip``): clip 0 and every ``test_every``-th
+  after it (5) are test, then of the rest, in order, the first and every ``val_every``-th
+  (10) validation, the others training (72:8:20).
+- ``class_holdout``: one split drawn as the MPUC code's random RAVDESS split
+  (``utils/utils.py``, ``split_dataset(actor_split=False)``): Python's ``random.seed(seed)``,
+  then per class (sorted), in clip-id order, ``random.sample`` of ``int(n x train_fraction)``
+  clips for training and validation, ``random.sample`` of ``int(that x val_fraction)`` of
+  them for validation; the rest of the class is test.
 
 ``together`` (any kind) names a column whose clips always share a part: the stratified kinds
 deal such a group as one unit (a group of one clip is dealt exactly as a lone clip, so a
 corpus whose groups are all single clips gets the folds it got without the option), and
 :func:`check_folds` checks that no group is split. RAVDESS's paired recordings (the full-AV
 and video-only files of one performance, ``meta_performance``) need it: split between train
-and test, a performance's sound would be in both.
+and test, a performance's sound would be in both. ``leaky: true`` turns it off on purpose (the
+MPUC code's random split leaks so); the manifest then records ``"leaky": true``.
 """
 
 from __future__ import annotations
@@ -38,6 +48,8 @@ import numpy as np
 
 from .config import FoldScheme
 from .manifest import ManifestEntry
+
+KFOLD_KINDS = ("group_kfold", "stratified_kfold", "kfold_811")  # every clip tested once
 
 
 class FoldError(ValueError):
@@ -65,6 +77,11 @@ def _split_groups(groups: list[str], k: int, rng: np.random.Generator) -> list[l
 
 
 def make_folds(entries: Sequence[ManifestEntry], scheme: FoldScheme, seed: int) -> list[Fold]:
+    if scheme.leaky and scheme.together:
+        raise FoldError(
+            f"scheme {scheme.name}: leaky: true and together: {scheme.together} contradict "
+            f"each other (leaky lets the clips of one {scheme.together} be split)"
+        )
     rng = np.random.default_rng(seed)
     if scheme.kind == "group_kfold":
         return _group_kfold(entries, scheme, rng)
@@ -76,6 +93,10 @@ def make_folds(entries: Sequence[ManifestEntry], scheme: FoldScheme, seed: int) 
         return _kfold_811(entries, scheme, rng)
     if scheme.kind == "predefined":
         return [_predefined(entries, scheme)]
+    if scheme.kind == "strided":
+        return [_strided(entries, scheme)]
+    if scheme.kind == "class_holdout":
+        return [_class_holdout(entries, scheme, seed)]
     raise FoldError(f"unknown scheme kind {scheme.kind!r}")
 
 
@@ -146,6 +167,44 @@ def _predefined(entries, scheme: FoldScheme) -> Fold:
             f"train and {len(parts[2])} in test; both need clips (values: train, valid, test)"
         )
     return Fold(*(sorted(p) for p in parts))
+
+
+def _strided(entries, scheme: FoldScheme) -> Fold:
+    if scheme.test_every < 2 or scheme.val_every < 2:
+        raise FoldError(f"scheme {scheme.name}: test_every and val_every must be >= 2")
+    units = _units(entries, scheme)
+    order = sorted(units)  # corpus order: the Qian & Han code sorts utterances by id
+    test = order[:: scheme.test_every]
+    rest = [u for i, u in enumerate(order) if i % scheme.test_every]
+    val = rest[:: scheme.val_every]
+    train = [u for i, u in enumerate(rest) if i % scheme.val_every]
+    if not train or not test:
+        raise FoldError(f"scheme {scheme.name}: {len(order)} clips are too few to split")
+    return Fold(*(sorted(c for u in part for c in units[u]) for part in (train, val, test)))
+
+
+def _class_holdout(entries, scheme: FoldScheme, seed: int) -> Fold:
+    if not 0.0 < scheme.train_fraction < 1.0:
+        raise FoldError(f"scheme {scheme.name}: train_fraction must be in (0, 1)")
+    units = _units(entries, scheme)
+    label_of = {e.clip_id: e.label for e in entries}
+    by_label: dict[str, list[str]] = defaultdict(list)
+    for first in sorted(units):
+        by_label[label_of[first]].append(first)
+    rng = random.Random(seed)  # the code: random.seed(42), one generator for all classes
+    train: list[str] = []
+    val: list[str] = []
+    for label in sorted(by_label):
+        members = by_label[label]
+        keep = rng.sample(members, int(len(members) * scheme.train_fraction))
+        chosen = rng.sample(keep, int(len(keep) * scheme.val_fraction))
+        val += chosen
+        train += sorted(set(keep) - set(chosen))
+    taken = set(train) | set(val)
+    test = [u for u in units if u not in taken]
+    if not train or not test:
+        raise FoldError(f"scheme {scheme.name}: {len(units)} clips are too few to split")
+    return Fold(*(sorted(c for u in part for c in units[u]) for part in (train, val, test)))
 
 
 def _ids(members: dict[str, list[str]], groups: list[str]) -> list[str]:
@@ -251,7 +310,7 @@ def check_folds(entries: Sequence[ManifestEntry], folds: list[Fold], scheme: Fol
             gs = [{group[c] for c in p} for p in parts]
             if gs[0] & gs[1] or gs[0] & gs[2] or gs[1] & gs[2]:
                 raise FoldError(f"{scheme.name} fold {i}: a {column} is in two parts")
-    if scheme.kind not in ("group_holdout", "predefined"):
+    if scheme.kind in KFOLD_KINDS:
         tests = [c for f in folds for c in f.test]
         if sorted(tests) != sorted(all_ids):
             raise FoldError(f"{scheme.name}: not every clip is in exactly one test fold")
@@ -267,6 +326,7 @@ def fold_manifest(
         "kind": scheme.kind,
         "group_by": scheme.group_by,
         **({"together": scheme.together} if scheme.together else {}),
+        **({"leaky": True} if scheme.leaky else {}),
         "seed": seed,
         "n_clips": len(entries),
         "folds": [

@@ -9,14 +9,20 @@ A preset (``params/<name>.yaml``) holds:
 - ``params``: parameters merged over the base ``params.yaml`` (section by section, key by key);
 - ``smoke``: merged over those with ``--smoke`` (fewer epochs and folds: checks that
   everything runs end to end and measures time per epoch);
-- ``paper``: the published numbers, ``{result name: {metric: percent}}`` with the result
-  and metric names of ``evaluate.json`` (``probe``, ``unimodal_faces``, ``w_acc_happy``...).
+- ``paper``: the published numbers as the table's cells, each keyed by the modalities (and
+  split) it was obtained with (:mod:`pipeline.training.paper_cells`), with the result and
+  metric names of ``evaluate.json`` (``probe``, ``unimodal_faces``, ``w_acc_happy``...);
+- ``differences``: what the run does differently from what it reproduces (the paper's text,
+  or the authors' code for a ``-code`` preset), one sentence each; printed in its report.
+  Not inherited through ``extends``: each preset states its own.
 
 ``reproduce`` resolves the parameters (written to ``data/reports/<corpus>/reproduce/``), runs
 ingest, folds, the feature stages, pretraining (when the probe is evaluated) and evaluation
 as the DVC stages do, then writes ``reproduce.md`` / ``reproduce.json``: per result and
-metric, ours (mean ± std over seeds and folds), the paper's, the difference, and the time
-each step took.
+metric, ours (mean ± std over seeds and folds) beside the paper's number for the same
+modalities and split (or none, with the reason), the difference, each method against its
+baseline (:mod:`pipeline.training.stats`), the differences and notes, and the time each step
+took.
 """
 
 from __future__ import annotations
@@ -34,10 +40,14 @@ import yaml
 from .config import ConfigError, Params, params_from_dict
 from .manifest import dump_json
 from .store.writer import atomic_write_text
+from .training.paper_cells import check_paper, match_cells
+from .training.report import comparison_lines, paper_lines
 
 log = logging.getLogger(__name__)
 
-PRESET_KEYS = {"description", "table", "extends", "stages", "params", "smoke", "paper"}
+PRESET_KEYS = {
+    "description", "table", "extends", "stages", "params", "smoke", "paper", "differences",
+}
 FEATURES = ("faces", "landmarks", "mel", "spectrogram", "words")
 SHIPPED = Path(__file__).resolve().parents[1] / "params"
 
@@ -74,6 +84,10 @@ def load_preset(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
             doc[key] = merge(base.get(key) or {}, doc.get(key) or {})
         for key in ("stages", "paper", "table"):
             doc.setdefault(key, base.get(key))
+    if doc.get("paper") is not None:
+        check_paper(doc["paper"], str(path))
+    if not isinstance(doc.get("differences", []), list):
+        raise ConfigError(f"{path}: differences: a list of sentences")
     bad = [s for s in doc.get("stages", []) if s not in FEATURES]
     if bad:
         raise ConfigError(f"{path}: stages: unknown stage {bad[0]!r}; known: {', '.join(FEATURES)}")
@@ -153,13 +167,14 @@ def reproduce(
     ec = params.section("evaluate")
     if "probe" in ec.methods:
         step("pretrain", run_pretrain, params, root)
-    step("evaluate", run_evaluate, params, root)
+    step("evaluate", run_evaluate, params, root, preset.get("paper"))
 
     rep = reports_dir(root, params.corpus.name)
-    doc = compare(json.loads((rep / "evaluate.json").read_text()), preset.get("paper") or {})
+    doc = compare(json.loads((rep / "evaluate.json").read_text()), preset.get("paper"))
     doc.update(
         preset=path.stem,
         table=preset.get("table", ""),
+        differences=list(preset.get("differences") or []),
         smoke=smoke,
         corpus=str(params.corpus.root),
         steps_seconds=steps,
@@ -180,11 +195,13 @@ def _timing(rep: Path) -> dict[str, Any]:
     return out
 
 
-def compare(evaluation: Mapping[str, Any], paper: Mapping[str, Mapping[str, float]]):
-    """Rows (result, metric, ours mean, ours std, paper, difference) in percent; every
-    paper number gets a row (ours "missing" when the run has no such result), then the
-    headline of the results the paper does not list."""
+def compare(evaluation: Mapping[str, Any], paper: Mapping[str, Any] | None):
+    """Rows (result, metric, ours mean, ours std, paper, difference) in percent: each result
+    of the run beside the numbers of the paper's cell for the same modalities and split (its
+    headline metric alone, paper empty, when the table has no such cell: ``cell_reasons``
+    says why). A paper cell the run did not train is not shown."""
     methods = evaluation.get("methods", {})
+    key = evaluation.get("headline", "accuracy")
     rows = []
 
     def ours(result: str, metric: str) -> tuple[float | None, float | None]:
@@ -193,19 +210,31 @@ def compare(evaluation: Mapping[str, Any], paper: Mapping[str, Mapping[str, floa
             return None, None
         return 100 * m["mean"][metric], 100 * (m["std"].get(metric) or 0.0)
 
-    for result, metrics in paper.items():
-        for metric, value in metrics.items():
+    mods = {r: m.get("modalities") or [] for r, m in methods.items()}
+    actor_split = (evaluation.get("split") or {}).get("actor_split")
+    matches = match_cells(paper, mods, actor_split)
+    cells, reasons = {}, {}
+    for result in methods:
+        cell, why = matches[result]
+        if cell is None:
+            reasons[result] = why
+            mean, std = ours(result, key)
+            rows.append([result, key, mean, std, None, None])
+            continue
+        cells[result] = cell["label"]
+        for metric, value in cell["results"][result].items():
             mean, std = ours(result, metric)
             diff = None if mean is None else round(mean - float(value), 2)
             rows.append([result, metric, mean, std, float(value), diff])
-    key = evaluation.get("headline", "accuracy")
-    for result in methods:
-        if result not in paper:
-            mean, std = ours(result, key)
-            rows.append([result, key, mean, std, None, None])
     return {
         "columns": ["result", "metric", "ours", "ours_std", "paper", "ours_minus_paper"],
         "rows": rows,
+        "cells": cells,
+        "cell_reasons": reasons,
+        "paper": evaluation.get("paper"),
+        "paper_reason": evaluation.get("paper_reason", ""),
+        "comparisons": evaluation.get("comparisons", []),
+        "notes": evaluation.get("notes", []),
         "task": evaluation.get("task"),
         "scheme": evaluation.get("scheme"),
         "seeds": evaluation.get("seeds", []),
@@ -224,13 +253,23 @@ def markdown(doc: Mapping[str, Any]) -> str:
         f"{doc.get('table', '')}. Corpus: `{doc.get('corpus')}`; folds `{doc.get('scheme')}`, "
         f"{doc.get('runs')} runs per result (seeds {doc.get('seeds')}); task {doc.get('task')}.",
         "",
-        "| result | metric | ours (%) | paper (%) | ours − paper |",
-        "| --- | --- | --- | --- | --- |",
+        "| result | metric | ours (%) | paper (%) | ours − paper | paper cell |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
+    cells, reasons = doc.get("cells", {}), doc.get("cell_reasons", {})
     for result, metric, mean, std, paper, diff in doc["rows"]:
         ours = "missing" if mean is None else f"{mean:.2f} ± {std:.2f}"
         d = "—" if diff is None else f"{diff:+.2f}"
-        lines.append(f"| {result} | {metric} | {ours} | {_pct(paper)} | {d} |")
+        cell = cells.get(result) or f"none: {reasons.get(result, '')}"
+        lines.append(f"| {result} | {metric} | {ours} | {_pct(paper)} | {d} | {cell} |")
+    lines += paper_lines(doc)
+    if doc.get("differences"):
+        n = len(doc["differences"])
+        lines += ["", f"## What this run does differently from what it reproduces ({n})", ""]
+        lines += [f"- {x}" for x in doc["differences"]]
+    if doc.get("notes"):
+        lines += ["", "## Read with care", ""] + [f"- {n}" for n in doc["notes"]]
+    lines += comparison_lines(doc.get("comparisons") or [])
     if doc.get("smoke"):
         lines += [
             "",

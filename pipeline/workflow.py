@@ -82,8 +82,18 @@ def run_folds(params: Params, root: str | Path = ".") -> int:
     if together and not any(together in e.meta for e in entries):
         log.info("folds: the manifest has no %s column; each clip is its own take", together)
         together = ""
+    shared = together and len({e.meta.get(together) for e in entries}) < len(entries)
+    trained = getattr(params.extra.get("train"), "scheme", "")
     for scheme in schemes:
-        if together and not scheme.together:
+        if scheme.leaky and shared:  # a warning when training will use it (the report says)
+            log.log(
+                logging.WARNING if scheme.name == trained else logging.INFO,
+                "folds: %s is leaky (on purpose): the clips of one %s may fall into different "
+                "parts, so test clips can have near-copies in training and its scores are "
+                "inflated; use it only to measure that", scheme.name, together)
+        elif scheme.leaky:  # each take is one clip: nothing can leak, so nothing to say
+            scheme = replace(scheme, leaky=False)
+        elif together and not scheme.together:
             scheme = replace(scheme, together=together)
         manifest = fold_manifest(entries, scheme, params.folds.seed)
         dump_json(lay.folds_dir / f"{scheme.name}.json", manifest)

@@ -19,7 +19,9 @@ Nothing here is committed media: run it into a scratch folder, then run a preset
   made by the sample-corpus generator (``make_sample_corpus.py``: espeak-ng speech, the
   astronaut face moved by the emotion) with more actors, emotions and a larger frame.
   ``--actors`` / ``--per-actor`` make a smaller one (N takes of each actor, spread over its
-  60 so that the emotions are mixed).
+  60 so that the emotions are mixed). ``--paired`` also writes each take as RAVDESS
+  releases it for ``recordings: paired`` (``ravdess-mpuc-code``): the video-only file
+  ``02-...mp4`` (the same video, no sound) and the audio-only ``03-...wav``.
 - ``mosei``: ``CMU_MOSEI_Labels.csd`` and ``CMU_MOSEI_TimestampedWords.csd`` over the SDK's
   standard-fold video ids (2,250 / 300 / 678 videos), six emotion scores per segment with
   several or none present (``pipeline/corpora/mosei_shaped.py``), and one generated video
@@ -109,7 +111,29 @@ def ravdess_clips(mcs, n_actors: int, per_actor: int):
     return out
 
 
-def make_ravdess(out: Path, n_actors: int, per_actor: int, width: int, height: int, seed: int):
+def write_paired(full_av: Path) -> None:
+    """The take's other two renderings, as RAVDESS releases them: ``02-`` the video stream
+    copied without its sound, ``03-`` the sound as a 16-bit 48 kHz WAV."""
+    import av
+    import soundfile as sf
+
+    from pipeline.media import decode_audio
+
+    take = full_av.stem[3:]
+    video_only = full_av.with_name(f"02-{take}.mp4")
+    with av.open(str(full_av)) as inp, av.open(str(video_only), "w") as out:
+        vin = inp.streams.video[0]
+        vout = out.add_stream_from_template(vin)
+        for packet in inp.demux(vin):
+            if packet.dts is not None:
+                packet.stream = vout
+                out.mux(packet)
+    sf.write(full_av.with_name(f"03-{take}.wav"), decode_audio(full_av, 48000), 48000,
+             subtype="PCM_16")  # fmt: skip
+
+
+def make_ravdess(out: Path, n_actors: int, per_actor: int, width: int, height: int, seed: int,
+                 paired: bool = False):  # fmt: skip
     mcs = _sample_generator()
     mcs.FRAME_W, mcs.FRAME_H = width, height
     mcs.STATEMENTS = {1: "Kids are talking by the door", 2: "Dogs are sitting by the door"}
@@ -124,7 +148,9 @@ def make_ravdess(out: Path, n_actors: int, per_actor: int, width: int, height: i
         # the RAVDESS intensity field (the sample's file names say 01)
         parts = res.path.stem.split("-")
         parts[0], parts[3] = "01", f"{intensity:02d}"
-        res.path.rename(res.path.with_name("-".join(parts) + ".mp4"))
+        full_av = res.path.rename(res.path.with_name("-".join(parts) + ".mp4"))
+        if paired:
+            write_paired(full_av)
         if i % 20 == 0:
             print(f"{i + 1}/{len(clips)} clips, {time.perf_counter() - t0:.0f} s", flush=True)
     print(f"{len(clips)} clips in {time.perf_counter() - t0:.0f} s under {out}")
@@ -305,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--per-actor", type=int, default=60)
     r.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT")
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--paired", action="store_true",
+                   help="also each take's video-only MP4 and audio-only WAV (recordings: paired)")
     m = sub.add_parser("mosei", help="MOSEI-shaped .csd files over the SDK's standard folds")
     m.add_argument("--out", type=Path, required=True)
     m.add_argument("--videos", type=int, nargs=3, default=(2250, 300, 678),
@@ -323,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     width, height = (int(x) for x in args.size.lower().split("x"))
     if args.corpus == "ravdess":
-        make_ravdess(args.out, args.actors, args.per_actor, width, height, args.seed)
+        make_ravdess(args.out, args.actors, args.per_actor, width, height, args.seed, args.paired)
     elif args.corpus == "iemocap":
         make_iemocap(args.out, args.scale, args.seed, args.pool, width, height,
                      args.video_fps, args.dialog_wav)  # fmt: skip

@@ -96,6 +96,14 @@ def test_two_views_are_two_random_windows_drawn_per_epoch(shards):
     # evaluation: the centred window, the same every time
     centred = _dataset(shards)[0]["views"][0]["landmarks"]["x"][:, 0, 0]
     assert centred[0].item() == pytest.approx(0.56, abs=0.021)
+    # or the first window (the MPUC code's start_frame = 0), chosen by train.window.eval_at
+    first = _dataset(shards, eval_at="first")[0]["views"][0]["landmarks"]["x"][:, 0, 0]
+    assert first[0].item() == pytest.approx(0.06, abs=0.021)
+    # training windows are random whatever eval_at says
+    ds = _dataset(shards, views=2, random_windows=True, seed=3, eval_at="first")
+    assert [v["landmarks"]["x"][0, 0, 0].item() for v in ds[(0, 0)]["views"]] == [
+        v["landmarks"]["x"][0, 0, 0].item() for v in _dataset(
+            shards, views=2, random_windows=True, seed=3)[(0, 0)]["views"]]  # fmt: skip
 
 
 def test_short_clip_is_padded_and_masked(shards):

@@ -113,3 +113,116 @@ def test_checker_catches_a_leaking_fold():
     folds[0].train.append(folds[0].test[0])
     with pytest.raises(FoldError, match="two parts"):
         check_folds(entries, folds, FoldScheme("k", "group_kfold", n_folds=3))
+
+
+def test_strided_is_the_qian_han_codes_split():
+    """The authors' rule, followed step by step as their loader does it on arrays in corpus
+    order (utterances sorted by id): indexes 0, 5, 10, ... test; the other indexes, taken
+    from a Python set, every 10th of them validation; the rest training."""
+    entries = [ManifestEntry(f"Ses0{s}F_impro0{d}_F{u:03d}", "x.wav", label=("ang", "hap")[u % 2])
+               for s in (1, 2) for d in (1, 2, 3) for u in range(37)]  # fmt: skip
+    ids = sorted(e.clip_id for e in entries)
+    every = list(range(len(ids)))
+    test_idx = list(range(0, len(ids), 5))
+    rest = list(set(every) - set(test_idx))
+    val_idx = rest[::10]
+    train_idx = list(set(rest) - set(val_idx))
+    scheme = FoldScheme("code", "strided")
+    (f,) = fold_manifest(entries[::-1], scheme, seed=0)["folds"]  # the input order is irrelevant
+    assert f["test"] == sorted(ids[i] for i in test_idx)
+    assert f["val"] == sorted(ids[i] for i in val_idx)
+    assert f["train"] == sorted(ids[i] for i in train_idx)
+    n = len(ids)
+    assert (len(f["train"]), len(f["val"]), len(f["test"])) == (159, 18, 45) and n == 222
+    with pytest.raises(FoldError, match="test_every and val_every must be >= 2"):
+        make_folds(entries, FoldScheme("c", "strided", test_every=1), 0)
+
+
+def _authors_random_split(entries, seed=42, perc=0.9):
+    """The MPUC code's random split as its loader does it: instances grouped by class (classes
+    sorted), each in file order; one global generator seeded once; per class a random.sample
+    for training + validation, a random.sample of that for validation, the rest test."""
+    import random as stdlib_random
+
+    stdlib_random.seed(seed)
+    by_class: dict[str, list[str]] = {}
+    for cid in sorted(e.clip_id for e in entries):
+        by_class.setdefault(next(e.label for e in entries if e.clip_id == cid), []).append(cid)
+    train, val, full = [], [], []
+    for label in sorted(by_class):
+        cl = by_class[label]
+        picked = stdlib_random.sample(cl, int(len(cl) * perc))
+        full += picked
+        chosen = stdlib_random.sample(picked, int(int(len(cl) * perc) * 0.1))
+        val += chosen
+        train += list(set(picked) - set(chosen))
+    test = list(set(e.clip_id for e in entries) - set(full))
+    return sorted(train), sorted(val), sorted(test)
+
+
+def test_class_holdout_draws_as_the_mpuc_code():
+    entries = _ravdess_like()
+    scheme = FoldScheme("code_random", "class_holdout", train_fraction=0.9, val_fraction=0.1)
+    (f,) = fold_manifest(entries, scheme, seed=42)["folds"]
+    train, val, test = _authors_random_split(entries)
+    assert (f["train"], f["val"], f["test"]) == (train, val, test)
+    assert len(f["test"]) == 8 * (48 - int(48 * 0.9))  # 5 of each class's 48 clips
+    assert fold_manifest(entries, scheme, seed=43)["folds"][0] != f
+
+
+def test_leaky_is_explicit_and_splits_takes_only_when_asked(tmp_path, caplog):
+    """RAVDESS paired recordings: the folds stage keeps a take's two clips together unless a
+    scheme says leaky: true (the MPUC code's random split), which then splits many takes."""
+    import json
+    import logging
+
+    from pipeline.config import params_from_dict
+    from pipeline.manifest import write_manifest
+    from pipeline.paths import Layout
+    from pipeline.workflow import run_folds
+
+    takes = []
+    for e in _ravdess_like():
+        for m in ("01", "02"):
+            takes.append(ManifestEntry(f"{m}-{e.clip_id}", e.path, speaker=e.speaker,
+                                       label=e.label, meta={"performance": e.clip_id}))  # fmt: skip
+
+    def split_takes(manifest) -> int:
+        (fold,) = manifest["folds"]
+        part = {cid: p for p in ("train", "val", "test") for cid in fold[p]}
+        return sum(part[f"01-{t}"] != part[f"02-{t}"] for t in {c[3:] for c in part})
+
+    kept = FoldScheme("r", "class_holdout", together="performance")
+    leaky = FoldScheme("r", "class_holdout", leaky=True)
+    assert split_takes(fold_manifest(takes, kept, 42)) == 0
+    manifest = fold_manifest(takes, leaky, 42)
+    assert manifest["leaky"] is True and split_takes(manifest) > 50
+    with pytest.raises(FoldError, match="contradict"):
+        make_folds(takes, FoldScheme("r", "class_holdout", together="performance", leaky=True), 0)
+    # the folds stage: `together` for the plain scheme, a warning and a record for the leaky one
+    lay = Layout("rav", tmp_path)
+    lay.clips_csv.parent.mkdir(parents=True)
+    write_manifest(lay.clips_csv, takes)
+    schemes = [{"name": "kept", "kind": "class_holdout"},
+               {"name": "leak", "kind": "class_holdout", "leaky": True}]  # fmt: skip
+    raw = {"corpus": {"name": "rav", "adapter": "ravdess", "root": "x"},
+           "folds": {"seed": 42, "schemes": schemes}, "train": {"scheme": "leak"}}  # fmt: skip
+    params = params_from_dict(raw)
+    caplog.set_level(logging.INFO)
+    assert run_folds(params, tmp_path) == 0
+    stage = {n: json.loads((lay.folds_dir / f"{n}.json").read_text()) for n in ("kept", "leak")}
+    assert stage["kept"]["together"] == "performance" and split_takes(stage["kept"]) == 0
+    assert stage["leak"]["leaky"] is True and split_takes(stage["leak"]) > 50
+    said = [r for r in caplog.records if "leak is leaky (on purpose)" in r.getMessage()]
+    assert [r.levelno for r in said] == [logging.WARNING]  # the scheme training will use
+    caplog.clear()
+    assert run_folds(params_from_dict({**raw, "train": {"scheme": "kept"}}), tmp_path) == 0
+    said = [r for r in caplog.records if "leak is leaky (on purpose)" in r.getMessage()]
+    assert [r.levelno for r in said] == [logging.INFO]  # written, not trained on
+    # one clip per take (recordings: av): nothing can leak, nothing is said
+    singles = [e for e in takes if e.clip_id.startswith("01-")]
+    write_manifest(lay.clips_csv, singles)
+    caplog.clear()
+    assert run_folds(params, tmp_path) == 0
+    alone = json.loads((lay.folds_dir / "leak.json").read_text())
+    assert "leaky" not in alone and "leaky" not in caplog.text

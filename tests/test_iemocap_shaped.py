@@ -99,7 +99,14 @@ def test_qianhan_preset_smoke_run_extracts_and_trains_on_the_miniature(name, min
     assert Counter(e.label for e in entries) == {"neutral": 17, "happy": 16, "sad": 11,
                                                  "angry": 11}  # fmt: skip
     assert {"ingest", "folds", "spectrogram", "words", "evaluate"} <= set(doc["steps_seconds"])
-    assert doc["scheme"] == "kfold_811" and doc["task"] == "single_label" and doc["smoke"]
+    scheme = "code_strided" if name.endswith("-code") else "kfold_811"
+    assert doc["scheme"] == scheme and doc["task"] == "single_label" and doc["smoke"]
+    if name.endswith("-code"):  # the code's split: in utterance-id order, every 5th tested
+        (fold,) = json.loads((tmp_path / "manifests/iemocap/folds/code_strided.json")
+                             .read_text())["folds"]  # fmt: skip
+        ids = sorted(e.clip_id for e in entries)
+        assert fold["test"] == ids[::5] and fold["val"] == [c for c in ids if c not in
+                                                            ids[::5]][::10]  # fmt: skip
     rows = {(r[0], r[1]): r for r in doc["rows"]}
     for result in ("qian_han", "qian_han_baseline"):
         for metric in ("wa", "ua"):

@@ -97,6 +97,40 @@ def test_qian_han_segments_first_or_all_pooled(tmp_path):
         assert 0.0 <= doc["methods"]["qian_han"]["mean"]["accuracy"] <= 1.0
 
 
+def test_qian_han_input_dropout_on_the_word_vectors(tmp_path):
+    """text_dropout (the authors' code: 0.75) drops the LSTM's input vectors in training
+    and nothing at test."""
+    import torch
+    from training_helpers import synthetic_project
+
+    from pipeline.models.factory import build_branches
+    from pipeline.training.data import CorpusData
+    from pipeline.training.loops.supervised import QianHanModel
+
+    root = synthetic_project(tmp_path, MODS, spec_size=16)
+    params = tiny_params(root, MODS, evaluate={"qian_han": {"text_dropout": 0.75}})
+    tc, qh = params.section("train"), params.section("evaluate").qian_han
+    data = CorpusData(Layout("synth", root=root), tc)
+    ds = data.dataset(data.folds()[0].train[:8], MODS, window_seconds=0.0)
+    view = {m: {k: torch.stack([ds[i]["views"][0][m][k] for i in range(8)]) for k in ("x", "mask")}
+            for m in MODS}  # fmt: skip
+    torch.manual_seed(0)
+    branches = build_branches(MODS, ds.input_shapes(), tc, {}, None,
+                              backbones={"spectrogram": "spec_cnn", "mel": "lstm"})  # fmt: skip
+    model = QianHanModel(branches["spectrogram"], branches["mel"], 2, 8, 0.0, False,
+                         text_dropout=qh.text_dropout)  # fmt: skip
+    seen = []
+    model.text.register_forward_pre_hook(lambda _m, args: seen.append(args[0].clone()))
+    model.train()
+    model(view, "spectrogram", "mel")
+    kept = seen[-1][view["mel"]["mask"]] != 0
+    assert 0.65 < 1 - kept.float().mean().item() < 0.85  # ~75 % of the input values dropped
+    model.eval()
+    model(view, "spectrogram", "mel")
+    torch.testing.assert_close(seen[-1], view["mel"]["x"])  # nothing dropped at test
+    assert params.section("evaluate").qian_han.text_dropout == 0.75
+
+
 def test_unimodal_baselines_take_their_modalitys_optimiser(tmp_path):
     """MPUC §IV-B trains each unimodal baseline with its own settings."""
     from training_helpers import synthetic_project
@@ -146,4 +180,8 @@ def test_seeds_run_every_fold_and_report_mean_and_std_over_seeds_and_folds(tmp_p
     pre = json.loads((rep / "pretrain.json").read_text())
     assert pre["folds"]["0-seed-0"] != pre["folds"]["0-seed-5"]
     text = (rep / "report.md").read_text()
-    assert "4 runs (2 seeds x 2 folds)" in text and "points apart" in text
+    assert "4 runs (2 seeds x 2 folds)" in text and "points apart" not in text
+    (c,) = [c for c in doc["comparisons"] if c["metric"] == "accuracy"]
+    assert (c["method"], c["baseline"], c["n_folds"], c["n_runs"]) == ("probe", "late_fusion", 2, 4)
+    assert "| probe − late_fusion | accuracy | 2 (4) |" in text and c["verdict"] in text
+    assert doc["methods"]["probe"]["modalities"] == ["mel", "landmarks"]

@@ -200,3 +200,34 @@ def test_paired_recordings_read_the_audio_only_wav(tmp_path, sample_clips):
     assert mer(["folds", *common, "--set", schemes]) == 0
     manifest = json.loads((lay.folds_dir / "r.json").read_text())
     assert manifest["together"] == "performance" and _split_takes(manifest) == 0
+
+
+def test_shaped_generator_writes_the_paired_renderings(tmp_path, sample_clips):
+    """make_shaped_corpus.py ravdess --paired: each take's video-only MP4 (the same video,
+    no sound) and audio-only WAV (its sound), which recordings: paired reads."""
+    import importlib.util
+    import shutil
+    import sys
+
+    import av
+    import numpy as np
+
+    from pipeline.media import decode_audio
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "make_shaped_corpus.py"
+    spec = importlib.util.spec_from_file_location("make_shaped_corpus", script)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["make_shaped_corpus"] = mod
+    spec.loader.exec_module(mod)
+    full_av = tmp_path / "Actor_01" / sample_clips[0].name
+    full_av.parent.mkdir()
+    shutil.copy(sample_clips[0], full_av)
+    mod.write_paired(full_av)
+    take = full_av.stem[3:]
+    video_only, wav = full_av.with_name(f"02-{take}.mp4"), full_av.with_name(f"03-{take}.wav")
+    with av.open(str(video_only)) as c, av.open(str(full_av)) as d:
+        assert not c.streams.audio and c.streams.video[0].frames == d.streams.video[0].frames
+    np.testing.assert_allclose(decode_audio(wav, 48000), decode_audio(full_av, 48000), atol=1e-4)
+    clips = list(get_adapter("ravdess", tmp_path, {"recordings": "paired"}).clips())
+    assert sorted(c.clip_id[:2] for c in clips) == ["01", "02"]
+    assert {c.audio_path for c in clips} == {f"Actor_01/03-{take}.wav"}

@@ -14,6 +14,7 @@ from training_helpers import mosei_project
 from pipeline.cli import main
 from pipeline.config import ConfigError
 from pipeline.corpora.mosei_shaped import MoseiShape
+from pipeline.manifest import read_manifest
 from pipeline.reproduce import SHIPPED, compare, load_preset, preset_params, reproduce
 from pipeline.training.synthetic import SyntheticSpec, write_synthetic_corpus
 
@@ -79,6 +80,18 @@ def _miniature(name: str, tmp: Path, sample_clips) -> Path:
     return root
 
 
+# the cell of the paper's own method each preset's run must be compared with
+HEADLINE = {
+    "ravdess-mpuc": ("Ours: images + acoustics + landmarks, actor split ✓", 78.54),
+    "ravdess-mpuc-random": ("Ours: images + acoustics + landmarks, actor split ✗", 93.17),
+    "ravdess-mpuc-code": ("Ours: acoustics + landmarks, actor split ✓", 77.10),
+    "mosei-mpuc": ("Ours", 66.70),
+    "mosei-mpuc-code": ("Ours", 66.70),
+    "iemocap-qianhan": ("Contrastive regularization (Proposed)", 76.06),
+    "iemocap-qianhan-code": ("Contrastive regularization (Proposed)", 76.06),
+}
+
+
 @pytest.mark.parametrize("name", PRESETS)
 def test_preset_smoke_run_on_a_miniature(name, tmp_path, sample_clips):
     root = _miniature(name, tmp_path, sample_clips)
@@ -86,22 +99,52 @@ def test_preset_smoke_run_on_a_miniature(name, tmp_path, sample_clips):
     params = preset_params(name, root, smoke=True)
     out = root / "data/reports" / params.corpus.name / "reproduce" / name
     doc = json.loads((out / "reproduce.json").read_text())
-    paper = load_preset(SHIPPED / f"{name}.yaml")["paper"]
-    rows = {(r[0], r[1]): r for r in doc["rows"]}
-    for result, metrics in paper.items():
-        for metric, value in metrics.items():
-            _, _, ours, _, theirs, diff = rows[(result, metric)]
-            assert theirs == value and ours is not None and 0.0 <= ours <= 100.0
-            assert diff == pytest.approx(ours - value, abs=0.01)
+    evaluation = json.loads((out.parents[1] / "evaluate.json").read_text())
+    cells = {c["label"]: c for c in load_preset(SHIPPED / f"{name}.yaml")["paper"]["cells"]}
+    label, value = HEADLINE[name]
+    assert evaluation["paper"]["cell"] == doc["paper"]["cell"] == label
+    assert evaluation["paper"]["value"] == value and "paper_reason" not in evaluation
+    trained = set(params.section("train").modalities)
+    for result, metric, ours, _, theirs, diff in doc["rows"]:
+        assert ours is not None and 0.0 <= ours <= 100.0
+        mods = evaluation["methods"][result]["modalities"]
+        assert set(mods) <= trained | {"spectrogram", "words"}
+        if theirs is None:
+            assert doc["cell_reasons"][result]
+            continue
+        cell = cells[doc["cells"][result]]
+        assert set(cell["modalities"]) == set(mods) and cell["results"][result][metric] == theirs
+        assert diff == pytest.approx(ours - theirs, abs=0.01)
+    assert {r[0] for r in doc["rows"]} == set(evaluation["methods"])
     assert doc["smoke"] and doc["scheme"] == params.section("train").scheme
     assert all(t["epochs"] > 0 for t in doc["timing"].values())
+    assert all(c["n_folds"] == 1 and c["ci_low"] is None for c in doc["comparisons"])
+    assert bool(doc["comparisons"]) == ("are not tested" in (out / "reproduce.md").read_text())
     text = (out / "reproduce.md").read_text()
-    assert "| result | metric | ours (%) | paper (%) | ours − paper |" in text
-    assert "seconds per epoch" in text
+    assert "| result | metric | ours (%) | paper (%) | ours − paper | paper cell |" in text
+    assert f"\u201c{label}\u201d" in text and "seconds per epoch" in text
+    if name.endswith("-code"):
+        differences = load_preset(SHIPPED / f"{name}.yaml")["differences"]
+        assert differences and all(d in text for d in differences)
     resolved = yaml.safe_load((out / "params.yaml").read_text())
     assert resolved["train"]["folds"] == [0]  # the smoke settings were applied
     if params.corpus.name == "mosei":
-        assert doc["task"] == "multi_label" and ("probe", "f1_surprised") in rows
+        assert doc["task"] == "multi_label" and ("probe", "f1_surprised") in {
+            (r[0], r[1]) for r in doc["rows"]}  # fmt: skip
+        # w-ACC is plain accuracy for an emotion the test part lacks (or holds only): said
+        fold = json.loads((root / "manifests/mosei/folds/sdk_standard.json").read_text())
+        scores = {e.clip_id: e.scores for e in read_manifest(root / "manifests/mosei/clips.csv")}
+        test = [scores[c] for c in fold["folds"][0]["test"]]
+        one_class = {e for e in test[0] if len({s[e] > 0 for s in test}) == 1}
+        said = {n.split(" ")[0][len("w_acc_"):] for n in doc["notes"] if n.startswith("w_acc_")}
+        assert said == one_class
+    # faces from scratch, the encoder pretrained on the test clips: said where it happens
+    scratch = "faces" in trained and not params.section("train").r2plus1d.weights
+    assert any(n.startswith("Faces: the R(2+1)D-18 backbone trained from scratch")
+               for n in doc["notes"]) == scratch  # fmt: skip
+    assert any("pretrained on every clip, the test clips included" in n
+               for n in doc["notes"]) == (name == "mosei-mpuc-code")  # fmt: skip
+    assert all(n in text for n in doc["notes"])
 
 
 def test_mer_reproduce_command(tmp_path, sample_clips, capsys):
@@ -115,12 +158,69 @@ def test_mer_reproduce_command(tmp_path, sample_clips, capsys):
     assert "reproduce/iemocap-qianhan" in out
 
 
-def test_compare_lists_every_paper_number_and_a_missing_result():
-    ev = {"headline": "accuracy", "methods": {"probe": {"mean": {"accuracy": 0.5},
-          "std": {"accuracy": 0.1}, "folds": {"0": {}, "1": {}}}}}  # fmt: skip
-    doc = compare(ev, {"probe": {"accuracy": 78.54}, "attention": {"accuracy": 65.4}})
-    assert doc["rows"][0] == ["probe", "accuracy", 50.0, 10.0, 78.54, -28.54]
-    assert doc["rows"][1][:3] == ["attention", "accuracy", None] and doc["runs"] == 2
+def _evaluation(results: dict[str, list[str]], actor_split: bool | None = None) -> dict:
+    """An evaluate.json with one fold per result, each at 50 % (accuracy, w_acc, wa)."""
+    metrics = {"accuracy": 0.5, "wa": 0.5, "ua": 0.5, "w_acc": 0.5, "f1": 0.5}
+    return {
+        "headline": "accuracy",
+        "split": {} if actor_split is None else {"actor_split": actor_split},
+        "methods": {r: {"mean": dict(metrics), "std": dict.fromkeys(metrics, 0.0),
+                        "folds": {"0": dict(metrics)}, "modalities": m}
+                    for r, m in results.items()},
+    }  # fmt: skip
+
+
+def _paper(name: str) -> dict:
+    return load_preset(SHIPPED / f"{name}.yaml")["paper"]
+
+
+def test_every_cell_of_every_table_is_found_by_what_was_trained():
+    for name in ("ravdess-mpuc", "mosei-mpuc", "iemocap-qianhan"):
+        paper = _paper(name)
+        for cell in paper["cells"]:
+            for result, values in cell["results"].items():
+                mods = list(reversed(cell["modalities"]))  # order does not matter
+                doc = compare(_evaluation({result: mods}, cell.get("actor_split")), paper)
+                assert doc["cells"] == {result: cell["label"]}
+                rows = {r[1]: r[4] for r in doc["rows"]}
+                assert rows == {k: float(v) for k, v in values.items()}
+
+
+def test_two_modalities_get_their_own_cell_and_no_row_for_an_untrained_modality():
+    """RAVDESS trained on mel + landmarks (--set train.modalities=[mel, landmarks])."""
+    paper = _paper("ravdess-mpuc")
+    run = {"probe": ["mel", "landmarks"], "unimodal_mel": ["mel"],
+           "unimodal_landmarks": ["landmarks"], "late_fusion": ["mel", "landmarks"]}  # fmt: skip
+    for actor_split, want in ((True, (77.10, 58.50, 62.05)), (False, (89.50, 75.90, 76.35))):
+        doc = compare(_evaluation(run, actor_split), paper)
+        rows = {r[0]: r[4] for r in doc["rows"]}
+        assert (rows["probe"], rows["unimodal_mel"], rows["unimodal_landmarks"]) == want
+        assert rows["late_fusion"] is None and "unimodal_faces" not in rows
+        assert "no late_fusion on mel + landmarks" in doc["cell_reasons"]["late_fusion"]
+    doc = compare(_evaluation({"probe": ["faces", "mel"]}, False), paper)
+    assert doc["rows"][0][4] == 80.32
+    # CMU-MOSEI without words: "Ours wout/ text", overall and per emotion
+    doc = compare(_evaluation({"probe": ["faces", "mel", "landmarks"]}), _paper("mosei-mpuc"))
+    rows = {r[1]: r[4] for r in doc["rows"]}
+    assert doc["cells"]["probe"] == "Ours wout/ text"
+    assert (rows["w_acc"], rows["f1"], rows["f1_surprised"]) == (55.50, 27.77, 2.76)
+    # a combination the table lacks: no paper number, and why
+    doc = compare(_evaluation({"probe": ["mel"]}, True), paper)
+    assert doc["rows"][0][4] is None and "its cells:" in doc["cell_reasons"]["probe"]
+
+
+def test_the_headline_paper_cell_or_the_reason_there_is_none():
+    from pipeline.training.paper_cells import headline_cell, match_cells
+
+    paper = _paper("ravdess-mpuc")
+    cell, why = headline_cell(paper, match_cells(paper, {"probe": ["mel", "landmarks"]}, True))
+    assert (cell["cell"], cell["value"], cell["metric"], cell["source"], why) == (
+        "Ours: acoustics + landmarks, actor split ✓", 77.10, "accuracy", "MPUC Table I", "")
+    cell, why = headline_cell(paper, match_cells(paper, {"unimodal_mel": ["mel"]}, True))
+    assert cell is None and why == "the run has no probe result, the method MPUC Table I reports"
+    cell, why = headline_cell(paper, match_cells(paper, {"probe": ["words", "mel"]}, True))
+    assert cell is None and "no probe on words + mel, actor split ✓" in why
+    assert headline_cell(None, {})[0] is None
 
 
 def test_bad_presets_are_refused_with_the_reason(tmp_path):
@@ -131,5 +231,12 @@ def test_bad_presets_are_refused_with_the_reason(tmp_path):
         load_preset(bad)
     bad.write_text("parms: {}\n")
     with pytest.raises(ConfigError, match="unknown preset key 'parms'"):
+        load_preset(bad)
+    bad.write_text("paper: {probe: {accuracy: 78.54}}\n")  # not keyed by what was trained
+    with pytest.raises(ConfigError, match="paper: expected"):
+        load_preset(bad)
+    bad.write_text("paper: {source: T, cells: [{label: a, modalities: [mel], results: {p: {x: 1}}},"
+                   " {label: b, modalities: [mel], results: {p: {x: 2}}}]}\n")  # fmt: skip
+    with pytest.raises(ConfigError, match="also in 'a'"):
         load_preset(bad)
     assert main(["reproduce", "no-such-preset", "--root", str(tmp_path), "-q"]) == 3

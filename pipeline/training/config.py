@@ -82,8 +82,11 @@ class WindowConfig:
     # MPUC code: 90 frames at 30 fps on RAVDESS = 3 s.
     seconds: float = 3.0
     # Random windows of a clip per pretraining sample (the temporal augmentation; the MPUC
-    # code's two views). Evaluation always uses the clip's centred window.
+    # code's two views).
     views: int = 2
+    # The window of validation and test: centre (of the clip), or first (from its start, as
+    # the MPUC code's loaders set start_frame = 0 when testing).
+    eval_at: Literal["centre", "first"] = "centre"
 
     def validate(self, key: str) -> None:
         if self.seconds < 0:
@@ -229,6 +232,8 @@ class QianHanConfig:
     negatives: Literal["other_emotions", "all"] = "other_emotions"
     discriminator_hidden: int = 256  # "a single hidden layer"; its width is not given
     dropout: float = 0.0  # before the classifier; the authors' code: 0.7
+    # on the text's input vectors, before the LSTM (training only); the authors' code: 0.75
+    text_dropout: float = 0.0
     window_seconds: float = 0.0  # 0 = whole utterance (no temporal augmentation)
     # Which ~1 s spectrogram segments of an utterance the CNN sees (the paper divides
     # utterances into ~1 s segments and does not say how they are combined):
@@ -255,6 +260,9 @@ class QianHanConfig:
             raise ConfigError(f"{key}.alpha: must be in [0, 1], got {self.alpha}")
         if self.max_segments < 1:
             raise ConfigError(f"{key}.max_segments: must be >= 1, got {self.max_segments}")
+        for k in ("dropout", "text_dropout"):
+            if not 0.0 <= getattr(self, k) < 1.0:
+                raise ConfigError(f"{key}.{k}: must be in [0, 1), got {getattr(self, k)}")
         if self.audio == self.text:
             raise ConfigError(f"{key}: audio and text must be different modalities")
         for k in ("audio", "text"):

@@ -177,4 +177,5 @@ class CorpusData:
             random_windows=random_windows,
             seed=self.cfg.seed if seed is None else seed,
             cache=self.cfg.cache_clips,
+            eval_at=self.cfg.window.eval_at,
         )

@@ -37,11 +37,12 @@ class WindowDataset(WindowSet, Dataset):
         random_windows: bool = False,
         seed: int = 0,
         cache: bool = False,
+        eval_at: str = "centre",
     ) -> None:
         super().__init__(
             feature_dirs, inputs, clip_ids, targets, durations=durations,
             window_seconds=window_seconds, views=views, random_windows=random_windows,
-            seed=seed, cache=cache,
+            seed=seed, cache=cache, eval_at=eval_at,
         )
 
     def cut_views(self, i: int, starts: Sequence[float], length: float) -> list[dict]:

@@ -188,6 +188,7 @@ class Evaluator:
             qh.discriminator_hidden,
             qh.dropout,
             with_discriminator=alpha > 0,
+            text_dropout=qh.text_dropout,
         )
         extra = (qh.audio, qh.text, alpha, qh.negatives)
         return self._fit_supervised(

@@ -64,6 +64,17 @@ def binary_weighted_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float((tp * neg / pos + tn) / (2 * neg))
 
 
+def one_class_labels(y_true: np.ndarray, names: Sequence[str]) -> dict[str, str]:
+    """The emotions (multi-label) whose truth holds one class only: ``"no"`` clip has it, or
+    ``"only"`` clips with it. There :func:`binary_weighted_accuracy` is plain accuracy."""
+    t = np.asarray(y_true) > 0.5
+    if t.ndim != 2 or not len(t):
+        return {}
+    out = {n: "no" for e, n in enumerate(names) if not t[:, e].any()}
+    out.update({n: "only" for e, n in enumerate(names) if t[:, e].all()})
+    return out
+
+
 def single_label_metrics(
     y_true: np.ndarray, y_pred: np.ndarray, names: Sequence[str]
 ) -> dict[str, float]:

@@ -68,11 +68,14 @@ def clip_rows(
     return np.where(mask, idx, -1), mask
 
 
-def window_start(duration: float, length: float, rng: np.random.Generator | None) -> float:
-    """A random start (``rng`` given) or the centred one; 0 when the clip is not longer."""
+def window_start(
+    duration: float, length: float, rng: np.random.Generator | None, at: str = "centre"
+) -> float:
+    """A random start (``rng`` given), else the centred one (``at`` "centre") or the clip's
+    start ("first"); 0 when the clip is not longer."""
     room = max(0.0, duration - length)
     if rng is None:
-        return room / 2
+        return 0.0 if at == "first" else room / 2
     return float(rng.uniform(0.0, room)) if room > 0 else 0.0
 
 

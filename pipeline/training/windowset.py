@@ -8,7 +8,8 @@ One item is a clip: ``{"index": int, "clip_id": str, "target": value or None, "v
 array}}``. All modalities of a view are cut at the same times (the shards share one time
 base); with ``views=2`` and random windows the two views are two random windows of the same
 clip (the MPUC temporal augmentation). Masked steps are zero. Without random windows the
-window is the centred one (evaluation). Cutting rules: :mod:`pipeline.training.windows`.
+window is the centred one, or the first with ``eval_at="first"`` (evaluation). Cutting
+rules: :mod:`pipeline.training.windows`.
 
 HDF5 files are opened lazily, by each process on first use (DataLoader workers open their
 own handles; nothing open is pickled). Window randomness comes from ``(seed, epoch, index)``
@@ -58,6 +59,7 @@ class WindowSet:
         random_windows: bool = False,
         seed: int = 0,
         cache: bool = False,
+        eval_at: str = "centre",
     ) -> None:
         missing = [m for m in inputs if m not in feature_dirs]
         if missing:
@@ -74,6 +76,7 @@ class WindowSet:
         self.random_windows = random_windows
         self.seed = seed
         self.cache = cache
+        self.eval_at = eval_at
         self.epoch = 0
         self._reset()
 
@@ -191,7 +194,7 @@ class WindowSet:
         rng = np.random.default_rng([self.seed, epoch, i]) if self.random_windows else None
         dur = self.duration(i)
         length = self.window_seconds if self.window_seconds > 0 else dur
-        starts = [window_start(dur, length, rng) for _ in range(self.views)]
+        starts = [window_start(dur, length, rng, self.eval_at) for _ in range(self.views)]
         views = self.cut_views(i, starts, length)
         target = None if self.targets is None else self.targets[i]
         return {"index": i, "clip_id": self.clip_ids[i], "target": target, "views": views}

@@ -35,7 +35,8 @@ from .data import CorpusData, Fold
 from .distributed import distributed
 from .evaluate import Evaluator, model_params
 from .loops.pretrain import pretrain_fold
-from .metrics import summarize
+from .metrics import one_class_labels, summarize
+from .paper_cells import split_facts
 from .report import confusion_rows, evaluation_summary, finite, write_evaluation
 
 log = logging.getLogger(__name__)
@@ -156,7 +157,9 @@ def majority_accuracy(data: CorpusData, fold: Fold) -> float:
     return float(np.mean(np.asarray(test) == values[counts.argmax()]))
 
 
-def run_evaluate(params: Params, root: str | Path = ".") -> int:
+def run_evaluate(params: Params, root: str | Path = ".", paper: dict | None = None) -> int:
+    """The evaluate stage; ``paper`` is a preset's paper section (``mer reproduce``), whose
+    matching cell goes into ``evaluate.json``."""
     root = Path(root)
     tc: TrainConfig = params.section("train")
     ec: EvaluateConfig = params.section("evaluate")
@@ -167,6 +170,8 @@ def run_evaluate(params: Params, root: str | Path = ".") -> int:
         per_method: dict[str, dict[str, dict[str, float]]] = {}
         confusions: dict[str, list[list[str]]] = {}
         timing: dict[str, dict[str, float]] = {}
+        modalities: dict[str, tuple[str, ...]] = {}
+        one_class: dict[tuple[str, str], set[str]] = {}
         for seed in tc.run_seeds():
             tcs = replace(tc, seed=seed)
             data.cfg = tcs
@@ -186,15 +191,25 @@ def run_evaluate(params: Params, root: str | Path = ".") -> int:
                     outcome = ev.run(name, method, mods, fold)
                     _tally(timing, name, time.perf_counter() - t0, outcome.fit.get("epochs", 0))
                     per_method.setdefault(name, {})[run] = outcome.metrics
+                    modalities[name] = mods
+                    if data.labels.multi_label:
+                        for e, how in one_class_labels(outcome.y_true, data.labels.names).items():
+                            one_class.setdefault((e, how), set()).add(str(fold.number))
                     confusions.setdefault(name, []).extend(
                         confusion_rows(data.labels, outcome.y_true, outcome.y_pred)
                     )
                     log.info("%s fold %s: %s", name, run, _short(outcome.metrics))
         if ctx.is_main:
             reference = {f.number: majority_accuracy(data, f) for f in folds}
+            manifest = json.loads((data.layout.folds_dir / f"{tc.scheme}.json").read_text())
+            split = split_facts(manifest)
+            if split["leaky"]:
+                split["leaked_test_clips"] = leaked_test_clips(data, folds, params)
+            notes = evaluation_notes(params, modalities, split, one_class)
             doc = evaluation_summary(
-                corpus, tc.scheme, data.labels, per_method, reference, tc.run_seeds()
-            )
+                corpus, tc.scheme, data.labels, per_method, reference, tc.run_seeds(),
+                modalities, paper, split, notes,
+            )  # fmt: skip
             rep = reports_dir(root, corpus)
             pre = rep / "pretrain.json"
             pretrain = json.loads(pre.read_text()) if pre.exists() else None
@@ -202,6 +217,59 @@ def run_evaluate(params: Params, root: str | Path = ".") -> int:
             write_timing(rep / "timing-evaluate.json", timing)
         ctx.barrier()
     return 0
+
+
+def leaked_test_clips(data: CorpusData, folds: list[Fold], params: Params) -> list[int]:
+    """[test clips that have a clip of their take in training, test clips], over the folds
+    (a leaky split; the take is the adapter's ``together`` column)."""
+    from ..corpora import ADAPTERS
+
+    column = getattr(ADAPTERS.get(params.corpus.adapter), "together", "")
+    take = {c: e.meta.get(column) for c, e in data.entries.items()} if column else {}
+    leaked = total = 0
+    for f in folds:
+        trained = {take.get(c) for c in f.train} - {None}
+        total += len(f.test)
+        leaked += sum(take.get(c) in trained for c in f.test)
+    return [leaked, total]
+
+
+def evaluation_notes(
+    params: Params,
+    modalities: dict[str, tuple[str, ...]],
+    split: dict,
+    one_class: dict[tuple[str, str], set[str]],
+) -> list[str]:
+    """What a reader must know before trusting the numbers, in words (the report's notes)."""
+    tc: TrainConfig = params.section("train")
+    pc: PretrainConfig = params.section("pretrain")
+    notes = []
+    if split.get("leaky"):
+        leaked, total = split.get("leaked_test_clips") or [None, None]
+        count = "" if leaked is None else f" ({leaked} of {total} test clips here)"
+        notes.append(
+            f"The folds `{split['scheme']}` are leaky on purpose: the clips of one take may be "
+            f"in training and in test, so test clips can have near-copies in training"
+            f"{count} and every score here is inflated."
+        )
+    if any("faces" in m for m in modalities.values()) and not tc.r2plus1d.weights:
+        notes.append(
+            "Faces: the R(2+1)D-18 backbone trained from scratch (train.r2plus1d.weights is "
+            "empty); the paper's was pretrained on Kinetics-400."
+        )
+    if "probe" in modalities and pc.clips == "all":
+        notes.append(
+            "The encoder was pretrained on every clip, the test clips included "
+            "(pretrain.clips: all, as the MPUC code's unsupervised mode does)."
+        )
+    for (emotion, how), folds in sorted(one_class.items()):
+        which = ", ".join(sorted(folds, key=int))
+        notes.append(
+            f"w_acc_{emotion} is plain accuracy on fold {which}: the test part has "
+            f"{'no' if how == 'no' else 'only'} {emotion} clips, where (tp·n/p + tn)/(2n) is "
+            f"undefined."
+        )
+    return notes
 
 
 def _short(metrics: dict[str, float]) -> str:

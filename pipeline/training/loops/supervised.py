@@ -60,10 +60,12 @@ class QianHanModel(nn.Module):
         discriminator_hidden: int,
         dropout: float,
         with_discriminator: bool,
+        text_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.audio, self.text = audio, text
         self.dropout = nn.Dropout(dropout)
+        self.text_dropout = nn.Dropout(text_dropout)  # on the input word vectors (code: 0.75)
         self.classifier = nn.Linear(audio.out_dim + text.out_dim, n_out)
         self.discriminator = (
             Discriminator(audio.out_dim, text.out_dim, discriminator_hidden)
@@ -73,7 +75,7 @@ class QianHanModel(nn.Module):
 
     def forward(self, view: dict[str, dict[str, torch.Tensor]], audio: str, text: str):
         e_a = self.audio(view[audio]["x"], view[audio]["mask"])
-        e_t = self.text(view[text]["x"], view[text]["mask"])
+        e_t = self.text(self.text_dropout(view[text]["x"]), view[text]["mask"])
         return self.classifier(self.dropout(torch.cat([e_a, e_t], 1))), e_a, e_t
 
 
