@@ -177,4 +177,6 @@ class CorpusData:
             random_windows=random_windows,
             seed=self.cfg.seed if seed is None else seed,
             cache=self.cfg.cache_clips,
+            workers=self.cfg.loader_workers(),
+            prefetch_factor=self.cfg.prefetch_factor,
         )

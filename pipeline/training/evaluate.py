@@ -78,6 +78,7 @@ class Evaluator:
             fold=[fold.train, fold.val, fold.test],
             train=model_params(self.train_cfg),
             world=self.ctx.world_size,
+            precision=self.ctx.precision.name,
             features=self.data.feature_fingerprint(mods),
             **parts,
         )
@@ -237,7 +238,16 @@ def segment_inputs(cfg: TrainConfig, qh: QianHanConfig) -> dict[str, InputConfig
 def model_params(cfg: TrainConfig) -> dict[str, Any]:
     """The parts of ``train`` that define a model and its data (not where or how it runs)."""
     d = to_dict(
-        replace(cfg, folds=(), seeds=(), num_workers=0, threads=0, device="auto", cache_clips=False)
+        replace(
+            cfg,
+            folds=(),
+            seeds=(),
+            num_workers=0,
+            prefetch_factor=2,
+            threads=0,
+            device="auto",
+            cache_clips=False,
+        )
     )
     for k in ("checkpoint_dir", "checkpoint_seconds"):
         d.pop(k)

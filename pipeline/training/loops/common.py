@@ -6,7 +6,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, DistributedSampler, Sampler
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset
 
 from ..dataset import WindowDataset
 from ..distributed import DistContext
@@ -33,13 +34,26 @@ class EpochSampler(Sampler):
         return len(self.inner)
 
 
+def loader_options(ds: Dataset, ctx: DistContext, persistent: bool = True) -> dict[str, Any]:
+    """How every DataLoader of the trainer reads ``ds``: the dataset's workers
+    (``train.num_workers``, resolved when the dataset was built) with ``prefetch_factor``
+    batches each, kept alive between epochs (``persistent``), and pinned host memory on
+    CUDA so that copies to the GPU overlap the compute. A Subset reads as its dataset."""
+    base = ds.dataset if isinstance(ds, Subset) else ds
+    workers = int(getattr(base, "workers", 0))
+    opts: dict[str, Any] = {"num_workers": workers, "pin_memory": ctx.device.type == "cuda"}
+    if workers:
+        opts["prefetch_factor"] = int(getattr(base, "prefetch_factor", 2))
+        opts["persistent_workers"] = persistent
+    return opts
+
+
 def make_loader(
     ds: WindowDataset,
     batch_size: int,
     ctx: DistContext,
     shuffle: bool,
     seed: int,
-    num_workers: int = 0,
 ) -> tuple[DataLoader, EpochSampler]:
     """``batch_size`` is the global batch: each of the world's ranks loads its share."""
     sampler = EpochSampler(len(ds), ctx, shuffle, seed)
@@ -47,11 +61,34 @@ def make_loader(
         ds,
         batch_size=max(1, batch_size // ctx.world_size),
         sampler=sampler,
-        num_workers=num_workers,
-        persistent_workers=num_workers > 0,
-        pin_memory=ctx.device.type == "cuda",
+        **loader_options(ds, ctx),
     )
     return loader, sampler
+
+
+def eval_loader(
+    ds: Dataset,
+    ctx: DistContext,
+    batch_size: int = 64,
+    batch_sampler: Sequence[Sequence[Any]] | None = None,
+    persistent: bool = False,
+) -> DataLoader:
+    """The clips of ``ds`` in order (or ``batch_sampler``'s batches), for validation,
+    prediction and features. ``persistent``: for a loader read every epoch."""
+    if batch_sampler is not None:
+        return DataLoader(ds, batch_sampler=batch_sampler, **loader_options(ds, ctx, persistent))
+    return DataLoader(ds, batch_size=batch_size, **loader_options(ds, ctx, persistent))
+
+
+def to_device_model(model: nn.Module, ctx: DistContext) -> nn.Module:
+    """``model`` on the run's device; on CUDA the video convolutions (3-D) take the
+    channels-last layout their fast kernels want (``Precision.channels_last``)."""
+    model = model.to(ctx.device)
+    if ctx.precision.channels_last:
+        for m in model.modules():
+            if isinstance(m, nn.Conv3d):
+                m.to(memory_format=torch.channels_last_3d)
+    return model
 
 
 def to_device(view: Mapping[str, Mapping[str, torch.Tensor]], device: torch.device) -> dict:
