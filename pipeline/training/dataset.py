@@ -40,13 +40,14 @@ class WindowDataset(WindowSet, Dataset):
         random_windows: bool = False,
         seed: int = 0,
         cache: bool | str | Path = False,
+        meta: dict | None = None,
         workers: int = 0,
         prefetch_factor: int = 2,
     ) -> None:
         super().__init__(
             feature_dirs, inputs, clip_ids, targets, durations=durations,
             window_seconds=window_seconds, views=views, random_windows=random_windows,
-            seed=seed, cache=cache,
+            seed=seed, cache=cache, meta=meta,
         )
         self.workers, self.prefetch_factor = workers, prefetch_factor
 

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset
 
+from ..batches import collate_packed, unpacked
 from ..dataset import WindowDataset
 from ..distributed import DistContext
 
@@ -38,14 +39,32 @@ def loader_options(ds: Dataset, ctx: DistContext, persistent: bool = True) -> di
     """How every DataLoader of the trainer reads ``ds``: the dataset's workers
     (``train.num_workers``, resolved when the dataset was built) with ``prefetch_factor``
     batches each, kept alive between epochs (``persistent``), and pinned host memory on
-    CUDA so that copies to the GPU overlap the compute. A Subset reads as its dataset."""
+    CUDA so that copies to the GPU overlap the compute. A Subset reads as its dataset.
+    With workers, the dataset is prepared first (clip facts read, shared cache built, files
+    closed) so that the workers inherit what it read and open only the arrays."""
     base = ds.dataset if isinstance(ds, Subset) else ds
     workers = int(getattr(base, "workers", 0))
     opts: dict[str, Any] = {"num_workers": workers, "pin_memory": ctx.device.type == "cuda"}
     if workers:
+        if isinstance(base, WindowDataset):
+            base.prepare()
         opts["prefetch_factor"] = int(getattr(base, "prefetch_factor", 2))
         opts["persistent_workers"] = persistent
+        opts["collate_fn"] = collate_packed  # one shared buffer a batch (batches.py)
     return opts
+
+
+class Batches:
+    """A DataLoader whose batches come out as the loops use them (unpacked)."""
+
+    def __init__(self, loader: DataLoader) -> None:
+        self.loader = loader
+
+    def __iter__(self) -> Iterator[Any]:
+        return (unpacked(b) for b in self.loader)
+
+    def __len__(self) -> int:
+        return len(self.loader)
 
 
 def make_loader(
@@ -54,7 +73,7 @@ def make_loader(
     ctx: DistContext,
     shuffle: bool,
     seed: int,
-) -> tuple[DataLoader, EpochSampler]:
+) -> tuple[Batches, EpochSampler]:
     """``batch_size`` is the global batch: each of the world's ranks loads its share."""
     sampler = EpochSampler(len(ds), ctx, shuffle, seed)
     loader = DataLoader(
@@ -63,7 +82,7 @@ def make_loader(
         sampler=sampler,
         **loader_options(ds, ctx),
     )
-    return loader, sampler
+    return Batches(loader), sampler
 
 
 def eval_loader(
@@ -72,12 +91,13 @@ def eval_loader(
     batch_size: int = 64,
     batch_sampler: Sequence[Sequence[Any]] | None = None,
     persistent: bool = False,
-) -> DataLoader:
+) -> Batches:
     """The clips of ``ds`` in order (or ``batch_sampler``'s batches), for validation,
     prediction and features. ``persistent``: for a loader read every epoch."""
+    opts = loader_options(ds, ctx, persistent)
     if batch_sampler is not None:
-        return DataLoader(ds, batch_sampler=batch_sampler, **loader_options(ds, ctx, persistent))
-    return DataLoader(ds, batch_size=batch_size, **loader_options(ds, ctx, persistent))
+        return Batches(DataLoader(ds, batch_sampler=batch_sampler, **opts))
+    return Batches(DataLoader(ds, batch_size=batch_size, **opts))
 
 
 def to_device_model(model: nn.Module, ctx: DistContext) -> nn.Module:

@@ -91,6 +91,24 @@ def _improved(value: float, best: float, cfg: OptimConfig) -> bool:
     return value > best + cfg.min_delta
 
 
+def train_step(
+    task: TrainTask,
+    batch: Any,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+) -> torch.Tensor | None:
+    """One optimisation step on ``batch``; its loss as a float64 tensor on the device (not
+    read on the host), or None when the task skips the batch."""
+    loss = task.loss(batch)
+    if loss is None:
+        return None
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return loss.detach().double()
+
+
 def fit(
     task: TrainTask,
     cfg: OptimConfig,
@@ -132,14 +150,9 @@ def fit(
         # float32 values) and read once per epoch: no host sync per step.
         loss_sum, steps = None, 0
         for batch in task.batches(epoch):
-            loss = task.loss(batch)
-            if loss is None:
+            value = train_step(task, batch, optimizer, scaler)
+            if value is None:
                 continue
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            value = loss.detach().double()
             loss_sum = value if loss_sum is None else loss_sum + value
             steps += 1
         lr = optimizer.param_groups[0]["lr"]
