@@ -193,7 +193,10 @@ def test_precision_is_recorded_with_models_and_reports(tmp_path):
 def test_auto_workers_follow_the_cores_and_the_ranks(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
-    assert auto_workers() == 8  # 15, capped
+    assert auto_workers() == 15
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)))
+    assert auto_workers() == 16  # capped
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
     assert auto_workers() == 3  # 16 cores for 4 ranks: 4 each, one for the rank
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
@@ -317,6 +320,11 @@ def test_shared_cache_is_built_once_and_follows_the_extraction(project, tmp_path
     (copy / "index.json").write_text(json.dumps(index))
     newer = ClipCache(copy, "mel", tmp_path).ensure()
     assert newer.bin_path != first and len(builds) == 2
+    assert first.exists()  # another directory's cache stays
+    index["params"]["re_extracted"] = 2  # the same directory extracted once more
+    (copy / "index.json").write_text(json.dumps(index))
+    newest = ClipCache(copy, "mel", tmp_path).ensure()
+    assert not newer.bin_path.exists() and newest.bin_path.exists() and first.exists()
 
 
 def test_an_interrupted_cache_build_leaves_nothing_that_looks_finished(project, tmp_path):

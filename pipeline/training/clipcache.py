@@ -10,9 +10,10 @@ stages, and can drop it under memory pressure (it is a file, not anonymous memor
 
 How it works:
 
-1. The file is named by a hash of the feature directory's ``index.json`` (which changes
-   whenever the feature is re-extracted), the array name and this module's format version:
-   ``<cache dir>/<modality>-<array>-<key>.bin`` with its index ``<...>.json``.
+1. The file is named by the feature directory (its name and a hash of its path), the array
+   and a hash of the directory's ``index.json`` (which changes whenever the feature is
+   re-extracted) and this module's format version: ``<cache dir>/<modality>-<array>-<dir>-
+   <key>.bin`` with its index ``<...>.json``. A new build removes the directory's older ones.
 2. The first process that needs it takes an exclusive ``flock`` on ``<...>.lock`` (others
    wait, then find it built), decodes every clip of the directory in turn (one clip in
    memory at a time) into ``<...>.bin.tmp``, then writes the index (offset, shape and the
@@ -72,7 +73,9 @@ class ClipCache:
         key = hashlib.sha256(b"%d\0%s\0" % (FORMAT_VERSION, array.encode()) + index).hexdigest()[
             :20
         ]
-        stem = f"{self.feature_dir.name}-{array}-{key}"
+        where = hashlib.sha256(str(self.feature_dir.resolve()).encode()).hexdigest()[:8]
+        self.prefix = f"{self.feature_dir.name}-{array}-{where}-"  # this directory's files
+        stem = f"{self.prefix}{key}"
         self.bin_path = self.cache_dir / f"{stem}.bin"
         self.index_path = self.cache_dir / f"{stem}.json"
         self._index: dict | None = None
@@ -178,6 +181,9 @@ class ClipCache:
         with open(index_tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(index_tmp, self.index_path)
+        for old in self.cache_dir.glob(f"{self.prefix}*"):  # earlier extractions' files
+            if old.suffix in (".bin", ".json") and old.stem != self.bin_path.stem:
+                old.unlink(missing_ok=True)  # a process still mapping one keeps its pages
 
     # -- reading -------------------------------------------------------------------------
     def __contains__(self, clip_id: str) -> bool:

@@ -138,7 +138,7 @@ class TrainConfig:
     precision: Literal["auto", "fp32", "tf32", "bf16", "fp16"] = "fp32"
     # DataLoader worker processes of every loader (training, validation, prediction,
     # features); auto = this process's cores (shared among a machine's ranks) - 1, at most
-    # 8. Each worker opens its own HDF5 handles.
+    # 16. Each worker opens its own HDF5 handles.
     num_workers: int | Literal["auto"] = 0
     prefetch_factor: int = 2  # batches each worker prepares ahead
     threads: int = 0  # torch CPU threads per process; 0 = PyTorch's default (all cores)
@@ -201,7 +201,7 @@ class TrainConfig:
         return "" if len(self.run_seeds()) == 1 else f"-seed-{seed}"
 
 
-AUTO_WORKERS_CAP = 8  # more workers than this rarely pay: each holds its own buffers
+AUTO_WORKERS_CAP = 16  # each worker holds its own buffers and up to 256 MiB of HDF5 caches
 
 
 def auto_workers(cap: int = AUTO_WORKERS_CAP) -> int:
