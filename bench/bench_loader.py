@@ -19,7 +19,9 @@ One torch thread per process. Prints each row and saves JSON to bench/results/lo
     .venv/bin/python bench/bench_loader.py --cases all --workers 0 2
 
 On a machine shared with other jobs, wall-clock windows/s move with the load; the CPU per
-window does not, and the scaling it allows is ``workers x cores' share / worker CPU``.
+window moves much less. ``idle_machine_windows_per_second`` is what the measured CPU costs
+allow on this machine when idle: the least of cores / (CPU a window, all processes),
+workers / (a worker's CPU a window) and 1 / (the training process's CPU a window).
 """
 
 from __future__ import annotations
@@ -135,6 +137,11 @@ def measure(
     main = c1.get(me.pid, 0.0) - c0.get(me.pid, 0.0)
     work = sum(c1[p] - c0.get(p, 0.0) for p in c1 if p != me.pid)
     del loader  # stops the workers
+    # the bounds an idle machine would give: its cores, each worker, the training process
+    cores, tiny = len(os.sched_getaffinity(0)), 1e-12
+    limits = [windows / max(main, tiny)]
+    if workers:
+        limits += [cores * windows / max(main + work, tiny), workers * windows / max(work, tiny)]
     return {
         "modalities": mods,
         "workers": workers,
@@ -147,6 +154,7 @@ def measure(
         "cpu_ms_per_window": round(1000 * (main + work) / windows, 4),
         "main_cpu_ms_per_window": round(1000 * main / windows, 4),
         "workers_cpu_ms_per_window": round(1000 * work / windows, 4),
+        "idle_machine_windows_per_second": round(min(limits), 1),
         **memory,
     }
 
@@ -201,9 +209,12 @@ def main() -> None:
                         ),
                     }
                     if w == 0:
-                        base = row["windows_per_second"]
+                        base = row["windows_per_second"], row["idle_machine_windows_per_second"]
                     if base:
-                        row["speedup_vs_0_workers"] = round(row["windows_per_second"] / base, 2)
+                        row["speedup_vs_0_workers"] = round(row["windows_per_second"] / base[0], 2)
+                        row["idle_machine_speedup_vs_0_workers"] = round(
+                            row["idle_machine_windows_per_second"] / base[1], 2
+                        )
                     result["results"].append(row)
                     print(json.dumps(row), flush=True)
         cache_dir = root / "cache"

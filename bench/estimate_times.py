@@ -103,13 +103,15 @@ def main() -> int:
                 )
         out.append(row)
         cells = [corpus, method, f"{train_w:,} + {val_w:,}"]
-        cells.append(f"{row['gflop_per_window']:.0f}" if row["gflop_per_window"] else "?")
+        g = row["gflop_per_window"]
+        cells.append("?" if not g else f"{g:.0f}" if g >= 10 else f"{g:.2g}")
         for prec in ("fp32", "bf16"):
             v = row.get(f"cpu_{prec}_seconds")
             cells.append(_fmt(v) if v else "not run")
         for prec in ("fp32", "bf16"):
             a, b = row[f"gpu_{prec}_seconds"]
-            cells.append(f"{_fmt(a)}-{_fmt(b)}")
+            # a small model is bound by kernel launches, not operations: no FLOP estimate
+            cells.append(f"{_fmt(a)}-{_fmt(b)}" if g and g >= 1 else "launch-bound")
         c, s = row.get("loader_cpu_seconds_cache"), row.get("loader_cpu_seconds_shards")
         cells.append(f"{_fmt(c) if c else '?'} / {_fmt(s) if s else '?'}")
         rows.append("| " + " | ".join(cells) + " |")
