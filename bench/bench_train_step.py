@@ -441,7 +441,8 @@ def main() -> int:
         if not (root / "manifests").exists():
             result["corpus_seconds"] = round(write_corpus(root, args.clips, tiny), 1)
         for precision in args.precisions:
-            params = bench_params(root, args.device, precision, workers, tiny, args.threads)
+            # the steps are timed on batches read beforehand: no workers needed there
+            params = bench_params(root, args.device, precision, 0, tiny, args.threads)
             tc = params.section("train")
             with distributed(tc.device, tc.threads, tc.precision) as ctx:
                 if args.device == "cuda":
@@ -457,9 +458,11 @@ def main() -> int:
                         result["steps"].append(row)
                         print(json.dumps(row), flush=True)
                         save()
-                if args.epoch and "pretrain" in tasks:
-                    task, optim = tasks["pretrain"]
+                if args.epoch:
+                    fed = bench_params(root, args.device, precision, workers, tiny, args.threads)
+                    task, optim = make_tasks(root, fed, ctx, ["pretrain"], batch)["pretrain"]
                     row = loader_fed(task, optim, args.epoch_steps, args.warmup)
+                    del task
                     result.setdefault("epoch", []).append(row)
                     print(json.dumps(row), flush=True)
                 if args.sync_check and precision == args.precisions[-1]:
