@@ -107,12 +107,12 @@ def resolve_precision(requested: str, device: torch.device | str) -> Precision:
         )
     name = requested
     if requested == "auto":
-        name = "bf16" if kind == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+        name = "bf16" if kind == "cuda" and _native_bf16(device) else "fp32"
     elif requested == "tf32" and kind != "cuda":
         name = "fp32"  # a CPU has no TF32: the same arithmetic as fp32
     elif requested == "fp16" and kind != "cuda":
         raise ValueError("train.precision fp16 needs CUDA; on a CPU use bf16 or fp32")
-    elif requested == "bf16" and kind == "cuda" and not torch.cuda.is_bf16_supported():
+    elif requested == "bf16" and kind == "cuda" and not _native_bf16(device):
         raise ValueError(
             "train.precision bf16: this GPU has no bfloat16 support (compute capability "
             "below 8.0); use fp16, tf32 or fp32"
@@ -120,6 +120,12 @@ def resolve_precision(requested: str, device: torch.device | str) -> Precision:
     if name != requested:
         log.info("train.precision %s -> %s on %s", requested, name, kind)
     return Precision(name, kind, requested)
+
+
+def _native_bf16(device: torch.device | str) -> bool:
+    """bfloat16 in the GPU's hardware (compute capability 8.0 and newer); older GPUs only
+    emulate it, slower than fp32."""
+    return torch.cuda.get_device_capability(torch.device(device))[0] >= 8
 
 
 def tf32_state() -> tuple[bool, bool, bool]:
