@@ -20,7 +20,8 @@ workers, so worker start-up and model loading are included.
     .venv/bin/python bench/run_all.py [--quick]
 
 ``--quick`` uses 16 clips, skips the 10-minute clip and the 1,000-clip corpus (a few
-minutes). The training benchmarks are separate: bench_loader.py and bench_probe.py.
+minutes). The training benchmarks are separate: bench_loader.py, bench_train_step.py
+(then estimate_times.py) and bench_probe.py.
 """
 
 from __future__ import annotations

@@ -8,15 +8,19 @@ and a GPU of compute capability at least that of the oldest architecture the whe
 asked for explicitly on such a machine is an error with the same reason.
 
 Extraction workers spread over the visible GPUs: worker ``k`` uses GPU ``k mod n``
-(:func:`place_worker`), and extraction runs in exact fp32 (:func:`exact_fp32`): TF32
-convolutions move MTCNN's boxes far enough that CPU and GPU faces would differ.
+(:func:`place_worker`), and extraction's forward passes run in exact fp32
+(:func:`exact_fp32`, restored afterwards): TF32 convolutions move MTCNN's boxes far enough
+that CPU and GPU faces would differ.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,14 +181,37 @@ def place_worker(device: str, slot: int) -> int | None:
     return _PLACED
 
 
-def exact_fp32() -> None:
-    """Full fp32 for convolutions and matmuls on CUDA (TF32 off), as on the CPU. Uses the
-    legacy switches only: torch refuses to read them once the new per-backend API was mixed in.
+_EXACT_GUARD = threading.Lock()
+_EXACT_DEPTH = 0
+_EXACT_SAVED: tuple[bool, bool] = (False, False)
+
+
+@contextlib.contextmanager
+def exact_fp32() -> Iterator[None]:
+    """Full fp32 for convolutions and matmuls on CUDA (TF32 off), as on the CPU, while the
+    block runs (an extractor's forward pass). The switches are process-wide: the first block
+    in (of any thread) saves them and the last one out restores them, so extraction never
+    leaves TF32 off for the training that follows in the same process. Uses the legacy
+    switches only: torch refuses to read them once the new per-backend API was mixed in.
     """
     import torch
 
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
+    global _EXACT_DEPTH, _EXACT_SAVED
+    with _EXACT_GUARD:
+        if _EXACT_DEPTH == 0:
+            _EXACT_SAVED = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
+        _EXACT_DEPTH += 1
+    try:
+        yield
+    finally:
+        with _EXACT_GUARD:
+            _EXACT_DEPTH -= 1
+            if _EXACT_DEPTH == 0:
+                torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = (
+                    _EXACT_SAVED
+                )
 
 
 def worker_config(config: dict, device: str | None) -> dict:

@@ -11,9 +11,10 @@ Steps, each timed, each recorded as ok / failed / not run (with the reason):
    weights file (``--fan-weights``), an untrained FAN(4) of the same shape: speed only.
 5. ``agreement``: faces on 16 sample clips on the CPU and on the GPU (same frames with a
    face, box IoU, probabilities) and FAN points on a few frames (pixels).
-6. ``training``: one epoch of MPUC pretraining and of each MPUC backbone (R(2+1)D faces, TCN
-   mel, ST-GCN landmarks, transformer words; supervised, unimodal) and of Qian & Han, timed,
-   on a synthetic corpus at the repository's model sizes.
+6. ``training``: ``bench/bench_train_step.py`` on the GPU: ravdess-mpuc pretraining fed by
+   its DataLoader at the paper's batch (steps/s, windows/s, waiting for data, peak memory,
+   utilisation from ``nvidia-smi``), fp32 against bf16; each method's step time; and the
+   host syncs of a step (``torch.cuda.set_sync_debug_mode("error")``, HostSyncs).
 7. ``torchrun_evaluate``: the evaluate stage under torchrun on 2 GPUs (when there are two):
    early stopping on, to show the ranks stop together.
 
@@ -381,49 +382,54 @@ class Check:
         return root
 
     def training(self) -> dict:
-        from pipeline.config import params_from_dict
-        from pipeline.paths import Layout
-        from pipeline.training.data import CorpusData
-        from pipeline.training.distributed import distributed
-        from pipeline.training.evaluate import Evaluator
-        from pipeline.training.loops.pretrain import pretrain_fold
-
-        root = self._synthetic()
-        params = params_from_dict(self._training_params(root, ["unimodal", "qian_han"], 1, 0))
-        tc, pc, ec = (params.section(s) for s in ("train", "pretrain", "evaluate"))
-        runs: dict[str, dict] = {}
-        with distributed(tc.device, tc.threads) as ctx:
-            data = CorpusData(Layout("synth", root=root), tc, ec.task, ec.multilabel_threshold)
-            fold = data.folds()[0]
-            _sync()
-            t0 = time.perf_counter()
-            pretrain_fold(data, fold, tc, pc, ctx)
-            _sync()
-            runs["mpuc_pretrain_all_modalities"] = {
-                "seconds": round(time.perf_counter() - t0, 2),
-                "backbones": {m: tc.input(m).backbone for m in tc.modalities},
-            }
-            ev = Evaluator(data, tc, ec, ctx, root / "models", root / "checkpoints")
-            for name, method, mods in ev.runs():
-                _sync()
-                t0 = time.perf_counter()
-                ev.run(name, method, mods, fold)
-                _sync()
-                runs[name] = {
-                    "seconds": round(time.perf_counter() - t0, 2),
-                    "backbones": [tc.input(m).backbone for m in mods]
-                    if method != "qian_han"
-                    else ["spec_cnn", "lstm"],
-                }
-            device = str(ctx.device)
+        """bench/bench_train_step.py on this device: pretraining of ravdess-mpuc fed by its
+        DataLoader (a RAVDESS-shaped synthetic corpus, the paper's batch of 32 clips, fp32
+        and bf16), every method's step time, and the host syncs of a step."""
+        out_json = self.work / "train_step.json"
+        sizes = ["--sizes", "tiny" if self.tiny else "full"]
+        if self.dry:  # the code path on the CPU, in about a minute with tiny models
+            sizes += ["--clips", "16", "--batch", "2", "--steps", "1", "--epoch-steps", "2"]
+            sizes += ["--workers", "1", "--threads", "1"]
+        else:  # ~3 minutes: corpus ~1, 2 x (setup, 6 methods x 7 steps, 32 loader-fed steps)
+            sizes += ["--clips", "256", "--paper-batch", "--steps", "5", "--warmup", "2"]
+            sizes += ["--epoch-steps", "30", "--workers", "auto", "--threads", "0"]
+        cmd = [
+            sys.executable,
+            str(REPO / "bench/bench_train_step.py"),
+            "--device",
+            self.device,
+            "--precisions",
+            "fp32",
+            "bf16",
+            "--epoch",
+            "--sync-check",
+            *sizes,
+            "--out",
+            str(out_json),
+        ]
+        res = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=330)
+        if res.returncode != 0:
+            raise RuntimeError((res.stdout + res.stderr)[-4000:])
+        doc = json.loads(out_json.read_text())
+        steps = {}
+        for row in doc["steps"]:
+            steps.setdefault(row["method"], {})[row["precision"]] = row["seconds_per_step"]
+        for times in steps.values():
+            if times.get("fp32") and times.get("bf16"):
+                times["bf16_speedup"] = round(times["fp32"] / times["bf16"], 2)
+        syncs = doc.get("sync_check", {})
+        bad = {m: v for m, v in syncs.items() if not v["ok"]}
+        if bad:
+            raise RuntimeError(f"host syncs in a training step: {json.dumps(bad)}")
         return {
-            "device": device,
-            "epochs": 1,
-            "clips": len(data.entries),
-            "train_clips": len(fold.train),
-            "model_sizes": "tiny" if self.tiny else "params.yaml",
-            "includes": "dataset reads, the epoch, validation, test predictions",
-            "runs": runs,
+            "device": self.device,
+            "model_sizes": doc["sizes"],
+            "batch_clips": doc["batch_clips"],
+            "corpus_seconds": doc.get("corpus_seconds"),
+            "pretrain_fed_by_loader": doc.get("epoch", []),
+            "seconds_per_step": steps,
+            "sync_check": {m: "no host reads" if v["ok"] else v for m, v in syncs.items()},
+            "gpu_note": "" if not self.dry else "dry run: CPU figures, GPU not measured",
         }
 
     def torchrun_evaluate(self) -> dict:
@@ -518,7 +524,11 @@ def summary(doc: dict) -> str:
                     f"{st['faces_max_prob_diff']}, FAN max {st['fan_max_point_diff_px']} px"
                 )
             elif name == "training":
-                head += "  " + ", ".join(f"{k} {v['seconds']} s" for k, v in st["runs"].items())
+                head += "  " + "; ".join(
+                    f"pretrain {r['precision']} {r['steps_per_second']} steps/s, "
+                    f"{r['windows_per_second']} windows/s, data wait {r['data_wait_share']}"
+                    for r in st["pretrain_fed_by_loader"]
+                )
             elif name == "cuda_tests":
                 head += f"  {st['summary']}"
         else:

@@ -142,7 +142,7 @@ def test_hdf5_is_opened_lazily_and_per_worker(shards):
     reference = [ds[i] for i in range(2)]
     assert ds._files  # opened on first use in this process
     clone = pickle.loads(pickle.dumps(ds))
-    assert not clone._files and not clone._clips
+    assert not clone._files and not clone._datasets and not clone._decoded
     fresh = _dataset(shards, views=2, random_windows=True)
     batches = list(DataLoader(fresh, batch_size=1, num_workers=2))
     assert not fresh._files  # the workers opened their own handles, the parent none

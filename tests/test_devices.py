@@ -168,12 +168,37 @@ def test_the_resolved_device_is_in_params_cache_key_and_provenance(monkeypatch, 
 
 
 def test_extraction_runs_in_exact_fp32():
+    """TF32 is off while an extractor's networks run, and as it was before afterwards (the
+    first block in saves the switches, the last one out restores them, across threads)."""
+    import threading
+
+    from pipeline.devices import exact_fp32
+
     before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
     try:
         torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
         faces = make_extractor("faces", {"device": "cpu"})
         faces.ensure_setup()
-        assert torch.backends.cudnn.allow_tf32 is False
-        assert torch.backends.cuda.matmul.allow_tf32 is False
+        assert torch.backends.cudnn.allow_tf32 is True  # loading changes nothing
+        inside, go, done = [], threading.Event(), threading.Event()
+
+        def other():
+            with exact_fp32():
+                go.set()
+                done.wait(5)
+                inside.append(torch.backends.cudnn.allow_tf32)
+
+        t = threading.Thread(target=other)
+        with exact_fp32():
+            t.start()
+            go.wait(5)
+            assert torch.backends.cudnn.allow_tf32 is False
+            assert torch.backends.cuda.matmul.allow_tf32 is False
+        assert torch.backends.cudnn.allow_tf32 is False  # the other thread is still inside
+        done.set()
+        t.join()
+        assert inside == [False]
+        assert torch.backends.cudnn.allow_tf32 is True  # the last one out restored them
+        assert torch.backends.cuda.matmul.allow_tf32 is True
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before

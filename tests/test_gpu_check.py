@@ -58,3 +58,26 @@ def test_the_script_parses_and_names_its_steps():
         "torchrun_evaluate",
     ):
         assert f'("{step}", check.{step})' in text, step
+
+
+def test_the_dry_run_trains_fed_by_its_loader_and_finds_no_host_syncs(tmp_path):
+    """The training section of the GPU check, on the CPU at tiny size: ravdess-mpuc
+    pretraining fed by its DataLoader in fp32 and bf16, each method's step, the sync check."""
+    import json
+    import sys
+
+    out = tmp_path / "check.json"
+    cmd = [sys.executable, str(REPO / "scripts/gpu_check.py"), "--dry-run", "--only", "training"]
+    res = subprocess.run([*cmd, "--out", str(out)], cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    step = json.loads(out.read_text())["steps"]["training"]
+    assert step["status"] == "ok", step
+    fed = {r["precision"]: r for r in step["pretrain_fed_by_loader"]}
+    assert set(fed) == {"fp32", "bf16"}
+    for row in fed.values():
+        assert row["steps_per_second"] > 0 and row["workers"] == 1
+        assert row["gpu_utilisation"] == "not measured (CPU)"
+    methods = {"pretrain", "probe", "unimodal_faces", "late_fusion", "attention", "qian_han"}
+    assert set(step["seconds_per_step"]) == methods
+    assert all(set(t) >= {"fp32", "bf16"} for t in step["seconds_per_step"].values())
+    assert step["sync_check"] == {m: "no host reads" for m in methods - {"probe"}}

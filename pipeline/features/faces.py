@@ -250,12 +250,10 @@ class FacesExtractor(StreamingExtractor):
         return cfg.cuda_batch_size if self.device == "cuda" else cfg.batch_size
 
     def setup(self) -> None:
-        from ..devices import exact_fp32
         from ..vision.mtcnn import FaceDetector
 
         cfg: FacesConfig = self.config
         resolve_device(self.device)  # cuda where CUDA cannot run: an error with the reason
-        exact_fp32()  # TF32 convolutions would move the boxes (CPU and GPU would differ)
         self.detector = FaceDetector(
             device=self.device,
             min_face_size=cfg.min_face_size,

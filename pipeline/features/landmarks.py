@@ -137,12 +137,10 @@ class LandmarksExtractor(StreamingExtractor):
         return self._device
 
     def setup(self) -> None:
-        from ..devices import exact_fp32
         from ..vision.landmarkers import LandmarkModelError, make_landmarker
 
         cfg: LandmarksConfig = self.config
         device = resolve_device(self.device, "landmarks")  # cuda without CUDA: the reason
-        exact_fp32()  # the same numbers on CPU and GPU (no TF32 convolutions)
         try:
             self.landmarker = make_landmarker(
                 cfg.backend,

@@ -2,8 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 from torch import nn
+
+_SYNC_FREE = [0]  # depth of sync_free_paths() blocks
+
+
+def sync_free(x: torch.Tensor) -> bool:
+    """Whether a backbone takes its paths that never read a tensor's values on the host (no
+    boolean selection, no lengths moved to the CPU): always on CUDA, where such a read makes
+    the host wait for the GPU at every step; on a CPU, whose own paths skip padding, only
+    inside :func:`sync_free_paths`."""
+    return x.is_cuda or _SYNC_FREE[0] > 0
+
+
+@contextlib.contextmanager
+def sync_free_paths() -> Iterator[None]:
+    """Run the CUDA paths on a CPU (the host-sync check of a training step, the tests)."""
+    _SYNC_FREE[0] += 1
+    try:
+        yield
+    finally:
+        _SYNC_FREE[0] -= 1
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int = 1) -> torch.Tensor:

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .common import masked_mean
+from .common import masked_mean, sync_free
 from .config import LSTMConfig, SpecCNNConfig
 
 
@@ -41,14 +41,25 @@ class SpecCNN(nn.Module):
         self.out_dim = cfg.channels * (height // scale) * (width // scale)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] > 1 and not sync_free(x):
+            return self.valid_segments(x, mask)
+        return self.all_segments(x, mask)
+
+    def valid_segments(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The convolutions on the valid segments only (CPU: padding costs nothing). The
+        selection reads the mask on the host, which would stall a GPU at every step."""
         b, s = x.shape[:2]
-        if s > 1:  # many segments: run the convolutions on the valid ones only
-            keep = mask.reshape(-1)
-            out = x.new_zeros((b * s, self.out_dim), dtype=torch.float32)
-            if keep.any():
-                out[keep] = self._embed(x.reshape(b * s, *x.shape[2:])[keep])
-            return masked_mean(out.reshape(b, s, -1), mask)
-        return masked_mean(self._embed(x.reshape(b, *x.shape[2:])).reshape(b, s, -1), mask)
+        keep = mask.reshape(-1)
+        out = x.new_zeros((b * s, self.out_dim), dtype=torch.float32)
+        if keep.any():
+            out[keep] = self._embed(x.reshape(b * s, *x.shape[2:])[keep]).float()
+        return masked_mean(out.reshape(b, s, -1), mask)
+
+    def all_segments(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Every segment through the convolutions (fixed shapes, no host sync: CUDA), the
+        padding's outputs masked out of the mean."""
+        b, s = x.shape[:2]
+        return masked_mean(self._embed(x.reshape(b * s, *x.shape[2:])).reshape(b, s, -1), mask)
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
         """(N, H, W) segments -> (N, out_dim)."""
@@ -70,17 +81,39 @@ class AttentionLSTM(nn.Module):
         self.out_dim = cfg.hidden
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        # Valid steps are moved to the front so that packing sees each clip's words in order.
+        # Valid steps are moved to the front so that each clip's words come in order.
         order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)
         xs = torch.gather(x.float(), 1, order.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+        if sync_free(x):
+            return self.padded(xs, mask)
+        return self.packed(xs, mask)
+
+    def packed(self, xs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The LSTM over packed sequences (CPU: no work on padding). Packing needs the
+        lengths on the host, which would stall a GPU at every step."""
         lengths = mask.sum(1).clamp(min=1).cpu()
         packed = pack_padded_sequence(xs, lengths, batch_first=True, enforce_sorted=False)
         out, (h_n, _) = self.lstm(packed)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
-        valid = torch.arange(x.shape[1], device=x.device)[None, :] < lengths.to(x.device)[:, None]
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=xs.shape[1])
+        steps = torch.arange(xs.shape[1], device=xs.device)
+        valid = steps[None, :] < lengths.to(xs.device)[:, None]
         scores = torch.bmm(out, h_n[-1].unsqueeze(2)).squeeze(2)
         weights = torch.softmax(scores.masked_fill(~valid, float("-inf")), dim=1)
         return torch.bmm(out.transpose(1, 2), weights.unsqueeze(2)).squeeze(2)
+
+    def padded(self, xs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The LSTM over the padded batch (fixed shapes, no host sync: CUDA). The LSTM is
+        causal, so the outputs at valid steps are the packed run's; the top layer's output
+        at the last valid step is its final hidden state."""
+        steps = xs.shape[1]
+        lengths = mask.sum(1).clamp(min=1)
+        out, _ = self.lstm(xs)
+        valid = torch.arange(steps, device=xs.device)[None, :] < lengths[:, None]
+        out = out * valid.unsqueeze(-1).to(out.dtype)  # zeros past the end, as unpacking gives
+        last = out.gather(1, (lengths - 1).view(-1, 1, 1).expand(-1, 1, out.shape[-1]))
+        scores = torch.bmm(out, last.transpose(1, 2)).squeeze(2)
+        weights = torch.softmax(scores.masked_fill(~valid, float("-inf")), dim=1)
+        return torch.bmm(out.transpose(1, 2), weights.unsqueeze(2).to(out.dtype)).squeeze(2)
 
 
 class Discriminator(nn.Module):

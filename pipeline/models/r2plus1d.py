@@ -79,4 +79,6 @@ class R2Plus1D(nn.Module):
         v = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
         v = (v.permute(0, 4, 1, 2, 3) - self.mean) / self.std  # (B, 3, T, H, W)
         v = v * mask[:, None, :, None, None].to(v.dtype)
+        if self.net.stem[0].weight.is_contiguous(memory_format=torch.channels_last_3d):
+            v = v.contiguous(memory_format=torch.channels_last_3d)  # weights made so on CUDA
         return self.net(v)

@@ -7,6 +7,7 @@ sample corpus; it says so beside each such key.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, fields
 from typing import Literal
 
@@ -134,9 +135,20 @@ class TrainConfig:
     # (seed, fold) runs. () = just ``seed``.
     seeds: tuple[int, ...] = ()
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when present
-    num_workers: int = 0  # DataLoader worker processes (each opens its own HDF5 handles)
+    # Arithmetic of training (docs/training.md, "Precision"): fp32 (exact; TF32 off on
+    # CUDA) | tf32 (CUDA) | bf16 (autocast; CUDA or CPU) | fp16 (autocast + loss scaling,
+    # CUDA) | auto (bf16 on a GPU that has it, else fp32). Recorded with every model.
+    precision: Literal["auto", "fp32", "tf32", "bf16", "fp16"] = "fp32"
+    # DataLoader worker processes of every loader (training, validation, prediction,
+    # features); auto = this process's cores (shared among a machine's ranks) - 1, at most
+    # 16. Each worker opens its own HDF5 handles.
+    num_workers: int | Literal["auto"] = 0
+    prefetch_factor: int = 2  # batches each worker prepares ahead
     threads: int = 0  # torch CPU threads per process; 0 = PyTorch's default (all cores)
-    cache_clips: bool = False  # keep decoded clips in memory (small corpora only)
+    # Decoded clips in one uncompressed memory-mapped file per modality under
+    # <checkpoint_dir>/<corpus>/windows/, shared by every worker, rank, fold and stage
+    # (one copy in memory); false: windows are decoded from the shards on every read.
+    cache_clips: bool = False
     window: WindowConfig = field(default_factory=WindowConfig)
     feature_dim: int = 512  # backbone output (MPUC §III-C)
     projection_hidden: int = 1024  # projection head fc-ReLU-fc: 512 -> 1024 -> 512 (code)
@@ -167,13 +179,21 @@ class TrainConfig:
             raise ConfigError(f"{key}.threads: must be >= 0")
         if len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"{key}.seeds: a seed is listed twice")
-        if self.num_workers < 0 or self.feature_dim <= 0 or self.projection_hidden <= 0:
-            raise ConfigError(f"{key}: num_workers >= 0, feature_dim and projection_hidden > 0")
+        if self.num_workers != "auto" and self.num_workers < 0:
+            raise ConfigError(f"{key}.num_workers: an integer >= 0 or auto")
+        if self.prefetch_factor < 1:
+            raise ConfigError(f"{key}.prefetch_factor: must be >= 1")
+        if self.feature_dim <= 0 or self.projection_hidden <= 0:
+            raise ConfigError(f"{key}: feature_dim and projection_hidden must be > 0")
         if self.checkpoint_seconds < 0:
             raise ConfigError(f"{key}.checkpoint_seconds: must be >= 0")
 
     def input(self, modality: str) -> InputConfig:
         return getattr(self.inputs, modality)
+
+    def loader_workers(self) -> int:
+        """``num_workers`` with ``auto`` resolved: :func:`auto_workers`."""
+        return auto_workers() if self.num_workers == "auto" else int(self.num_workers)
 
     def run_seeds(self) -> tuple[int, ...]:
         return self.seeds or (self.seed,)
@@ -182,6 +202,19 @@ class TrainConfig:
         """Names a seed's files and results: "" with a single seed (fold-<k>.pt, as
         before), "-seed-<s>" with several (fold-<k>-seed-<s>.pt)."""
         return "" if len(self.run_seeds()) == 1 else f"-seed-{seed}"
+
+
+AUTO_WORKERS_CAP = 16  # each worker holds its own buffers and up to 256 MiB of HDF5 caches
+
+
+def auto_workers(cap: int = AUTO_WORKERS_CAP) -> int:
+    """DataLoader workers for ``num_workers: auto``: the cores this process may run on
+    (its CPU affinity, so a container's or a batch job's limit counts), shared among the
+    ranks torchrun started on this machine (``LOCAL_WORLD_SIZE``), one kept for the
+    training process itself; at most ``cap``."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    ranks = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(0, min(cap, (cores or 1) // ranks - 1))
 
 
 @dataclass(frozen=True)

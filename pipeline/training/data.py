@@ -104,6 +104,14 @@ class CorpusData:
         self.entries = {e.clip_id: e for e in read_manifest(layout.clips_csv)}
         self.labels = label_space(list(self.entries.values()), task, threshold)
         self._available: dict[str, set[str]] = {}
+        self._meta: dict = {}  # clips' timestamps and validity, shared by every dataset
+
+    def window_cache(self) -> Path | bool:
+        """Where ``train.cache_clips`` keeps decoded clips (shared by every process and
+        both stages), or False."""
+        if not self.cfg.cache_clips:
+            return False
+        return self.layout.root / self.cfg.checkpoint_dir / self.layout.corpus / "windows"
 
     def feature_dir(self, modality: str) -> Path:
         return self.layout.features_dir(modality)
@@ -176,6 +184,9 @@ class CorpusData:
             views=views,
             random_windows=random_windows,
             seed=self.cfg.seed if seed is None else seed,
-            cache=self.cfg.cache_clips,
+            cache=self.window_cache(),
+            meta=self._meta,
+            workers=self.cfg.loader_workers(),
+            prefetch_factor=self.cfg.prefetch_factor,
             eval_at=self.cfg.window.eval_at,
         )

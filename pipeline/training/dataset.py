@@ -25,6 +25,9 @@ with needs("WindowDataset", "train"):
 
 
 class WindowDataset(WindowSet, Dataset):
+    """``workers`` and ``prefetch_factor`` say how the trainer's DataLoaders read it
+    (``train.num_workers`` resolved, ``train.prefetch_factor``)."""
+
     def __init__(
         self,
         feature_dirs: Mapping[str, str | Path],
@@ -36,14 +39,18 @@ class WindowDataset(WindowSet, Dataset):
         views: int = 1,
         random_windows: bool = False,
         seed: int = 0,
-        cache: bool = False,
+        cache: bool | str | Path = False,
+        meta: dict | None = None,
+        workers: int = 0,
+        prefetch_factor: int = 2,
         eval_at: str = "centre",
     ) -> None:
         super().__init__(
             feature_dirs, inputs, clip_ids, targets, durations=durations,
             window_seconds=window_seconds, views=views, random_windows=random_windows,
-            seed=seed, cache=cache, eval_at=eval_at,
+            seed=seed, cache=cache, meta=meta, eval_at=eval_at,
         )
+        self.workers, self.prefetch_factor = workers, prefetch_factor
 
     def cut_views(self, i: int, starts: Sequence[float], length: float) -> list[dict]:
         views = super().cut_views(i, starts, length)

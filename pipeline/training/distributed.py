@@ -22,6 +22,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ..devices import choose_device, worker_gpu
+from .precision import FP32, Precision, precision_scope, resolve_precision
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class DistContext:
     world_size: int = 1
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
+    precision: Precision = FP32  # train.precision resolved on ``device``
 
     @property
     def enabled(self) -> bool:
@@ -91,13 +93,17 @@ def sum_over_ranks(values: list[float]) -> list[float]:
 
 
 @contextlib.contextmanager
-def distributed(device_preference: str = "auto", threads: int = 0) -> Iterator[DistContext]:
+def distributed(
+    device_preference: str = "auto", threads: int = 0, precision: str = "fp32"
+) -> Iterator[DistContext]:
     """Join the process group torchrun describes (if any) for the duration of the block;
-    ``threads`` > 0 sets torch's CPU threads meanwhile."""
+    ``threads`` > 0 sets torch's CPU threads meanwhile; ``precision`` (``train.precision``)
+    sets the numeric switches meanwhile (:mod:`pipeline.training.precision`)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = resolve_device(device_preference, local_rank)
+    policy = resolve_precision(precision, device)
     started, before = False, torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
@@ -107,7 +113,8 @@ def distributed(device_preference: str = "auto", threads: int = 0) -> Iterator[D
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
         started = True
     try:
-        yield DistContext(rank, world, local_rank, device)
+        with precision_scope(policy):
+            yield DistContext(rank, world, local_rank, device, policy)
     finally:
         torch.set_num_threads(before)
         if started:

@@ -27,9 +27,9 @@ from ..config import build, to_dict
 from ..hashing import file_sha256
 from ..models.factory import build_branches, build_encoder
 from .checkpoint import Checkpointer, load, run_key
-from .config import EvaluateConfig, InputConfig, QianHanConfig, TrainConfig
+from .config import EvaluateConfig, InputConfig, OptimConfig, QianHanConfig, TrainConfig
 from .data import CorpusData, Fold
-from .dataset import fit_standardizer
+from .dataset import WindowDataset, fit_standardizer
 from .distributed import DistContext
 from .loops.classify import metrics_for
 from .loops.fit import fit
@@ -78,6 +78,7 @@ class Evaluator:
             fold=[fold.train, fold.val, fold.test],
             train=model_params(self.train_cfg),
             world=self.ctx.world_size,
+            precision=self.ctx.precision.name,
             features=self.data.feature_fingerprint(mods),
             **parts,
         )
@@ -92,9 +93,17 @@ class Evaluator:
     def run(self, name: str, method: str, mods: tuple[str, ...], fold: Fold) -> FoldOutcome:
         if method in ("probe", "probe_untrained"):
             return self._probe(name, method, mods, fold)
+        task, optim, test_ds = self.supervised_task(method, mods, fold)
+        return self._fit_supervised(name, task, mods, fold, optim, test_ds)
+
+    def supervised_task(
+        self, method: str, mods: tuple[str, ...], fold: Fold
+    ) -> tuple[SupervisedTask, OptimConfig, WindowDataset]:
+        """An end-to-end method's task on the fold, untrained, with its optimiser settings
+        and test clips (``run`` trains it; the benchmarks time its steps)."""
         if method.startswith("qian_han"):
-            return self._qian_han(name, method, fold)
-        return self._supervised(name, method, mods, fold)
+            return self._qian_han(method, fold)
+        return self._supervised(method, mods, fold)
 
     # -- MPUC linear evaluation ----------------------------------------------------------
     def _probe(self, name: str, method: str, mods: tuple[str, ...], fold: Fold) -> FoldOutcome:
@@ -140,7 +149,7 @@ class Evaluator:
         return self._outcome(sets["test"].targets, preds, result.summary())
 
     # -- supervised baselines ------------------------------------------------------------
-    def _supervised(self, name: str, method: str, mods: tuple[str, ...], fold: Fold) -> FoldOutcome:
+    def _supervised(self, method: str, mods: tuple[str, ...], fold: Fold):
         cfg = self.train_cfg
         if method == "unimodal":
             optim = self.cfg.unimodal_optim(mods[0])
@@ -157,9 +166,9 @@ class Evaluator:
             "attention" if method == "attention" else "concat",
             self.cfg.attention.heads,
         )
-        return self._fit_supervised(name, model, mods, fold, optim, train_ds, None)
+        return self._task(model, mods, fold, optim, train_ds, None)
 
-    def _qian_han(self, name: str, method: str, fold: Fold) -> FoldOutcome:
+    def _qian_han(self, method: str, fold: Fold):
         qh, cfg = self.cfg.qian_han, self.train_cfg
         mods = (qh.audio, qh.text)
         alpha = qh.alpha if method == "qian_han" else 0.0
@@ -191,13 +200,10 @@ class Evaluator:
             text_dropout=qh.text_dropout,
         )
         extra = (qh.audio, qh.text, alpha, qh.negatives)
-        return self._fit_supervised(
-            name, model, mods, fold, qh.optim, train_ds, extra, qh.window_seconds, inputs
-        )
+        return self._task(model, mods, fold, qh.optim, train_ds, extra, qh.window_seconds, inputs)
 
-    def _fit_supervised(
+    def _task(
         self,
-        name,
         model,
         mods,
         fold,
@@ -206,12 +212,15 @@ class Evaluator:
         qian_han,
         window_seconds=None,
         inputs=None,
-    ) -> FoldOutcome:
+    ) -> tuple[SupervisedTask, OptimConfig, WindowDataset]:
         val_ds = self.data.dataset(fold.val, mods, window_seconds=window_seconds, inputs=inputs)
         test_ds = self.data.dataset(fold.test, mods, window_seconds=window_seconds, inputs=inputs)
         task = SupervisedTask(
             model, train_ds, val_ds, self.data.labels, optim, self.train_cfg, self.ctx, qian_han
         )
+        return task, optim, test_ds
+
+    def _fit_supervised(self, name, task, mods, fold, optim, test_ds) -> FoldOutcome:
         ckpt = self.checkpointer(
             name,
             fold,
@@ -238,7 +247,16 @@ def segment_inputs(cfg: TrainConfig, qh: QianHanConfig) -> dict[str, InputConfig
 def model_params(cfg: TrainConfig) -> dict[str, Any]:
     """The parts of ``train`` that define a model and its data (not where or how it runs)."""
     d = to_dict(
-        replace(cfg, folds=(), seeds=(), num_workers=0, threads=0, device="auto", cache_clips=False)
+        replace(
+            cfg,
+            folds=(),
+            seeds=(),
+            num_workers=0,
+            prefetch_factor=2,
+            threads=0,
+            device="auto",
+            cache_clips=False,
+        )
     )
     for k in ("checkpoint_dir", "checkpoint_seconds"):
         d.pop(k)

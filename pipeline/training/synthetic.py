@@ -50,6 +50,10 @@ class SyntheticSpec:
     face_size: int = 16
     word_dim: int = 12
     compression: str = "lzf"  # gzip | lzf | none, as runner.compression
+    # Face crops: noise (the hidden signal projected onto every pixel: incompressible) or
+    # photo (scikit-image's astronaut face, shifted and lit by the signal, with a little
+    # sensor noise: it compresses and decodes like real crops; for loader benchmarks).
+    face_texture: str = "noise"
     seed: int = 0
 
 
@@ -169,6 +173,29 @@ def _primary(modality: str) -> str:
     return {"faces": "crops", "words": "vectors"}.get(modality, modality)
 
 
+@functools.lru_cache(maxsize=4)
+def _face_photo(size: int) -> np.ndarray:
+    from skimage import data  # noqa: I001 - scikit-image comes with the faces extra
+
+    from ..media.synthetic import FACE_PATCH
+
+    patch = data.astronaut()[FACE_PATCH].astype(np.float32)
+    pick = np.linspace(0, patch.shape[0] - 1, size).round().astype(int)
+    return patch[pick][:, pick]
+
+
+def _photo_faces(h: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Frames of the astronaut's face, moved by up to 3 px and lit by the hidden signal."""
+    photo = _face_photo(size)
+    out = np.empty((len(h), size, size, 3), np.uint8)
+    for k, row in enumerate(h):
+        dy, dx = np.clip(np.round(row[:2]), -3, 3).astype(int)
+        gain = 1.0 + 0.1 * np.tanh(row[2] if len(row) > 2 else 0.0)
+        img = np.roll(photo, (dy, dx), axis=(0, 1)) * gain + rng.normal(0, 0.5, photo.shape)
+        out[k] = np.clip(img, 0, 255).astype(np.uint8)
+    return out
+
+
 def _modality(m, spec, rng, dur, hidden, w, shape) -> ClipFeatures:
     if m == "mel":
         t = np.arange(0, dur, 1 / spec.fps)
@@ -176,6 +203,9 @@ def _modality(m, spec, rng, dur, hidden, w, shape) -> ClipFeatures:
         return ClipFeatures({"mel": x}, t, np.ones(len(t), bool))
     if m == "faces":
         t = np.arange(0, dur, 1 / spec.fps)
+        if spec.face_texture == "photo":
+            crops = _photo_faces(hidden(t), spec.face_size, rng)
+            return ClipFeatures({"crops": crops}, t, np.ones(len(t), bool))
         x = _project(hidden(t), w, _private(rng, t, w.shape[1], spec))
         img = (255 / (1 + np.exp(-x / 2))).astype(np.uint8)
         crops = img.reshape(len(t), spec.face_size, spec.face_size, 3)

@@ -14,12 +14,26 @@ rules: :mod:`pipeline.training.windows`.
 HDF5 files are opened lazily, by each process on first use (DataLoader workers open their
 own handles; nothing open is pickled). Window randomness comes from ``(seed, epoch, index)``
 so an epoch draws the same windows whatever the number of workers or ranks.
+
+Reading, and what each process keeps:
+
+1. A clip's small facts (timestamps, validity, row shape, dtype, shard) are read once per
+   process into ``meta`` (a mapping several WindowSets may share); :meth:`WindowSet.prepare`
+   reads them all before DataLoader workers start, so the workers inherit them and open
+   nothing but the arrays they read.
+2. The array itself: with ``cache`` a directory, a view of the decoded clip in one
+   memory-mapped file that all processes share (:mod:`pipeline.training.clipcache`); with
+   ``cache=True``, decoded into this process's memory; otherwise the HDF5 dataset, kept
+   open in a small per-process LRU (each open dataset holds HDF5's chunk cache, so an
+   unbounded set of open clips would grow without limit), and only the rows a window needs
+   are read.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,10 +43,27 @@ import numpy as np
 
 from ..store.format import CLIPS_GROUP, RESERVED, TIMESTAMPS, VALID
 from ..store.reader import FeatureReader, ShardError
+from .clipcache import ClipCache, read_dtype
 from .config import InputConfig
 from .windows import clip_rows, gather, row_spacing, sequence_rows, time_rows, window_start
 
 ROWS = {"time": time_rows, "sequence": sequence_rows, "clip": clip_rows}
+CHUNK_CACHE_BYTES = 4 * 2**20  # HDF5 chunk cache of each open dataset (1 MiB thrashes on crops)
+# Open HDF5 datasets a process keeps, by the decoded bytes their chunk caches can hold (the
+# smaller of a dataset's size and CHUNK_CACHE_BYTES): audio clips stay open, face clips come
+# and go. Unbounded, every clip of a long corpus would keep its chunk cache in every worker.
+OPEN_BYTES = 256 * 2**20
+
+
+@dataclass(frozen=True)
+class ClipMeta:
+    """A clip's facts for one array: enough to cut windows without opening the shard."""
+
+    shard: str
+    timestamps: np.ndarray
+    valid: np.ndarray
+    row_shape: tuple[int, ...]
+    dtype: np.dtype  # what rows are handed out as (float64 read as float32)
 
 
 class DataError(RuntimeError):
@@ -44,7 +75,10 @@ class WindowSet:
 
     ``feature_dirs`` maps each modality to its feature directory; ``window_seconds`` 0 takes
     the whole clip; ``durations`` (seconds, per clip) default to the end of the last row.
-    ``targets`` (one per clip) are optional: they are only handed through.
+    ``targets`` (one per clip) are optional: they are only handed through. ``cache``: False,
+    True (decoded clips in this process's memory) or a directory (decoded clips in one
+    memory-mapped file per modality, shared by every process). ``meta``: a mapping to keep
+    the clips' timestamps and validity in, shared with other WindowSets of the same shards.
     """
 
     def __init__(
@@ -58,7 +92,8 @@ class WindowSet:
         views: int = 1,
         random_windows: bool = False,
         seed: int = 0,
-        cache: bool = False,
+        cache: bool | str | Path = False,
+        meta: MutableMapping[tuple[str, str, str], ClipMeta] | None = None,
         eval_at: str = "centre",
     ) -> None:
         missing = [m for m in inputs if m not in feature_dirs]
@@ -78,19 +113,37 @@ class WindowSet:
         self.cache = cache
         self.eval_at = eval_at
         self.epoch = 0
+        self._meta = {} if meta is None else meta
+        self._shared: dict[str, ClipCache] = {}
         self._reset()
 
     # -- process-local state -------------------------------------------------------------
     def _reset(self) -> None:
         self._readers: dict[str, FeatureReader] = {}
         self._files: dict[tuple[str, str], h5py.File] = {}
-        self._clips: dict[tuple[str, str], _ClipRows] = {}
+        self._datasets: OrderedDict[tuple[str, str], h5py.Dataset] = OrderedDict()
+        self._open_bytes = 0
+        self._decoded: dict[tuple[str, str], np.ndarray] = {}  # cache=True
         self._pid = os.getpid()
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_readers"], state["_files"], state["_clips"] = {}, {}, {}
+        for k in ("_readers", "_files", "_decoded"):
+            state[k] = {}
+        state["_datasets"], state["_open_bytes"] = OrderedDict(), 0
         return state
+
+    def prepare(self) -> WindowSet:
+        """Read every clip's facts (and build the shared decoded cache, if any) in this
+        process, then close what is open: DataLoader workers started afterwards inherit the
+        facts and open only the arrays they read."""
+        for m in self.inputs:
+            for cid in self.clip_ids:
+                self.meta(m, cid)
+            if isinstance(self.cache, (str, Path)):
+                self._shared_cache(m).ensure()
+        self.close()
+        return self
 
     def _own(self) -> None:
         if os.getpid() != self._pid:  # forked: never use another process's handles
@@ -116,29 +169,39 @@ class WindowSet:
     def array_name(self, modality: str) -> str:
         return self.inputs[modality].array or self._reader(modality).primary
 
-    def _group(self, modality: str, clip_id: str) -> h5py.Group:
+    def _shard_file(self, modality: str, shard: str) -> h5py.File:
+        reader = self._reader(modality)
+        f = self._files.get((modality, shard))
+        if f is None:
+            f = h5py.File(reader.dir / shard, "r", rdcc_nbytes=CHUNK_CACHE_BYTES)
+            if not bool(f.attrs.get("complete", False)):
+                f.close()
+                raise ShardError(f"{reader.dir / shard}: shard is marked incomplete")
+            self._files[(modality, shard)] = f
+        return f
+
+    def _group(self, modality: str, clip_id: str) -> tuple[str, h5py.Group]:
         reader = self._reader(modality)
         try:
             shard = reader.index["clips"][clip_id]
         except KeyError:
             raise DataError(f"clip {clip_id!r} is not in {reader.dir}") from None
-        f = self._files.get((modality, shard))
-        if f is None:
-            f = h5py.File(reader.dir / shard, "r")
-            if not bool(f.attrs.get("complete", False)):
-                f.close()
-                raise ShardError(f"{reader.dir / shard}: shard is marked incomplete")
-            self._files[(modality, shard)] = f
-        return f[CLIPS_GROUP][clip_id]
+        return shard, self._shard_file(modality, shard)[CLIPS_GROUP][clip_id]
 
-    def clip(self, modality: str, clip_id: str) -> _ClipRows:
-        """Timestamps, validity and the modality's array of one clip: an open HDF5 dataset
-        (rows read on demand), or in memory with ``cache``."""
-        self._own()
-        key = (modality, clip_id)
-        rows = self._clips.get(key)
-        if rows is None:
-            group = self._group(modality, clip_id)
+    def _shared_cache(self, modality: str) -> ClipCache:
+        c = self._shared.get(modality)
+        if c is None:
+            c = ClipCache(self.feature_dirs[modality], self.array_name(modality), self.cache)
+            self._shared[modality] = c
+        return c
+
+    def meta(self, modality: str, clip_id: str) -> ClipMeta:
+        """The clip's timestamps, validity, row shape and dtype (read once, then kept)."""
+        key = (str(self.feature_dirs[modality]), self.inputs[modality].array, clip_id)
+        meta = self._meta.get(key)
+        if meta is None:
+            self._own()
+            shard, group = self._group(modality, clip_id)
             name = self.array_name(modality)
             if name not in group:
                 raise DataError(
@@ -152,17 +215,56 @@ class WindowSet:
                     f"(faces.select: all); training takes one person per clip: extract "
                     f"{modality} with another faces.select"
                 )
-            array = group[name][()] if self.cache else group[name]
-            rows = _ClipRows(group[TIMESTAMPS][()], group[VALID][()].astype(bool), array)
-            self._clips[key] = rows  # timestamps are small; arrays stay on disk unless cached
-        return rows
+            ds = group[name]
+            meta = ClipMeta(
+                shard,
+                group[TIMESTAMPS][()],
+                group[VALID][()].astype(bool),
+                tuple(ds.shape[1:]),
+                read_dtype(ds.dtype),
+            )
+            self._meta[key] = meta
+        return meta
+
+    def _array(self, modality: str, clip_id: str, meta: ClipMeta) -> np.ndarray | h5py.Dataset:
+        """The clip's rows: a view of the shared decoded file, this process's decoded copy,
+        or the open HDF5 dataset (rows read on demand)."""
+        if isinstance(self.cache, (str, Path)):
+            return self._shared_cache(modality).clip(clip_id)
+        key = (modality, clip_id)
+        if self.cache:
+            arr = self._decoded.get(key)
+            if arr is None:
+                arr = self._decoded[key] = self._open(modality, clip_id, meta)[()]
+            return arr
+        ds = self._datasets.get(key)
+        if ds is None:
+            ds = self._datasets[key] = self._open(modality, clip_id, meta)
+            self._open_bytes += _cache_bytes(ds)
+            while self._open_bytes > OPEN_BYTES and len(self._datasets) > 1:
+                _, old = self._datasets.popitem(last=False)
+                self._open_bytes -= _cache_bytes(old)
+        else:
+            self._datasets.move_to_end(key)
+        return ds
+
+    def _open(self, modality: str, clip_id: str, meta: ClipMeta) -> h5py.Dataset:
+        f = self._shard_file(modality, meta.shard)
+        return f[f"{CLIPS_GROUP}/{clip_id}/{self.array_name(modality)}"]
+
+    def clip(self, modality: str, clip_id: str) -> _ClipRows:
+        """Timestamps, validity and the modality's array of one clip."""
+        self._own()
+        meta = self.meta(modality, clip_id)
+        array = self._array(modality, clip_id, meta)
+        return _ClipRows(meta.timestamps, meta.valid, array, meta.row_shape, meta.dtype)
 
     def duration(self, i: int) -> float:
         if self.durations[i] > 0:
             return float(self.durations[i])
         ends = []
         for m in self.inputs:
-            ts = self.clip(m, self.clip_ids[i]).timestamps
+            ts = self.meta(m, self.clip_ids[i]).timestamps
             if len(ts):
                 step = row_spacing(ts)
                 ends.append(ts[-1] + (step if np.isfinite(step) else 0.0))
@@ -212,19 +314,17 @@ class WindowSet:
         return clip.read(np.flatnonzero(clip.valid)).astype(np.float64)
 
 
+def _cache_bytes(ds: h5py.Dataset) -> int:
+    return min(int(ds.size) * ds.dtype.itemsize, CHUNK_CACHE_BYTES)
+
+
 @dataclass
 class _ClipRows:
     timestamps: np.ndarray
     valid: np.ndarray
     array: np.ndarray | h5py.Dataset
-
-    @property
-    def row_shape(self) -> tuple[int, ...]:
-        return tuple(self.array.shape[1:])
-
-    @property
-    def dtype(self) -> np.dtype:
-        return np.dtype(np.float32) if self.array.dtype == np.float64 else self.array.dtype
+    row_shape: tuple[int, ...]
+    dtype: np.dtype
 
     def read(self, rows: np.ndarray) -> np.ndarray:
         """Rows ``rows`` (sorted, unique) of the array."""

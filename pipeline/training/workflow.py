@@ -61,7 +61,7 @@ def run_pretrain(params: Params, root: str | Path = ".") -> int:
     ec: EvaluateConfig = params.section("evaluate")
     corpus = params.corpus.name
     out = models_dir(root, corpus, tc.scheme)
-    with distributed(tc.device, tc.threads) as ctx:
+    with distributed(tc.device, tc.threads, tc.precision) as ctx:
         data = CorpusData(Layout(corpus, root=root), tc, ec.task, ec.multilabel_threshold)
         per_fold, curves, written = {}, {}, set()
         timing: dict[str, dict[str, float]] = {}
@@ -76,6 +76,7 @@ def run_pretrain(params: Params, root: str | Path = ".") -> int:
                     train=model_params(tcs),
                     pretrain=to_dict(pc),
                     world=ctx.world_size,
+                    precision=ctx.precision.name,
                     features=data.feature_fingerprint(tc.modalities),
                 )
                 ckpt = Checkpointer(
@@ -105,6 +106,7 @@ def run_pretrain(params: Params, root: str | Path = ".") -> int:
                 "modalities": list(tc.modalities),
                 "loss": pc.loss,
                 "seeds": list(tc.run_seeds()),
+                "precision": ctx.precision.describe(),
                 "mean": s["mean"],
                 "std": s["std"],
                 "folds": {str(k): v for k, v in per_fold.items()},
@@ -164,7 +166,7 @@ def run_evaluate(params: Params, root: str | Path = ".", paper: dict | None = No
     tc: TrainConfig = params.section("train")
     ec: EvaluateConfig = params.section("evaluate")
     corpus = params.corpus.name
-    with distributed(tc.device, tc.threads) as ctx:
+    with distributed(tc.device, tc.threads, tc.precision) as ctx:
         data = CorpusData(Layout(corpus, root=root), tc, ec.task, ec.multilabel_threshold)
         folds = data.folds()
         per_method: dict[str, dict[str, dict[str, float]]] = {}
@@ -210,6 +212,7 @@ def run_evaluate(params: Params, root: str | Path = ".", paper: dict | None = No
                 corpus, tc.scheme, data.labels, per_method, reference, tc.run_seeds(),
                 modalities, paper, split, notes,
             )  # fmt: skip
+            doc["precision"] = ctx.precision.describe()
             rep = reports_dir(root, corpus)
             pre = rep / "pretrain.json"
             pretrain = json.loads(pre.read_text()) if pre.exists() else None

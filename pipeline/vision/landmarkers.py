@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..devices import exact_fp32
 from ..extras import needs
 from ..hashing import file_sha256_memo
 from ..weights import WeightsError, load_state_dict, resolve_weights
@@ -187,7 +188,7 @@ class FanLandmarker(Landmarker):
                 scales.append(sc)
             x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div(255.0)
             x = x.to(self.device)
-            with torch.inference_mode():
+            with exact_fp32(), torch.inference_mode():  # the same points on CPU and GPU
                 hm = _last(self.net(x))
                 if self.flip:
                     hm = (hm + flip_lr(_last(self.net(flip_lr(x))), is_label=True)) / 2

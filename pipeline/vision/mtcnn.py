@@ -12,6 +12,7 @@ from typing import Literal
 
 import numpy as np
 
+from ..devices import exact_fp32
 from ..extras import needs
 from .boxes import cut
 
@@ -133,7 +134,8 @@ class FaceDetector:
         # No face that size fits in such a frame, so none is found.
         if min(images.shape[1:3]) * (12.0 / self.min_face_size) < 12:
             return out
-        boxes, probs, points = self.mtcnn.detect(np.ascontiguousarray(images), landmarks=True)
+        with exact_fp32():
+            boxes, probs, points = self.mtcnn.detect(np.ascontiguousarray(images), landmarks=True)
         for i in range(len(images)):
             if boxes[i] is None:
                 continue
@@ -161,7 +163,10 @@ class FaceDetector:
         before = self.mtcnn.min_face_size
         self.mtcnn.min_face_size = size
         try:
-            boxes, probs, points = self.mtcnn.detect(np.ascontiguousarray(images), landmarks=True)
+            with exact_fp32():
+                boxes, probs, points = self.mtcnn.detect(
+                    np.ascontiguousarray(images), landmarks=True
+                )
         finally:
             self.mtcnn.min_face_size = before
         for i in range(len(images)):
@@ -210,7 +215,7 @@ class FaceDetector:
         # NHWC memory seen as NCHW: already channels-last, as the nets are.
         x = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float()
         x = (x - 127.5) * 0.0078125
-        with torch.inference_mode():
+        with exact_fp32(), torch.inference_mode():  # TF32 would move the boxes (CPU vs GPU)
             res = net(x)
         reg = res[0].float().cpu().numpy().astype(np.float64)
         prob = res[-1][:, 1].float().cpu().numpy().astype(np.float64)

@@ -6,8 +6,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, DistributedSampler, Sampler
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset
 
+from ..batches import collate_packed, unpacked
 from ..dataset import WindowDataset
 from ..distributed import DistContext
 
@@ -33,25 +35,80 @@ class EpochSampler(Sampler):
         return len(self.inner)
 
 
+def loader_options(ds: Dataset, ctx: DistContext, persistent: bool = True) -> dict[str, Any]:
+    """How every DataLoader of the trainer reads ``ds``: the dataset's workers
+    (``train.num_workers``, resolved when the dataset was built) with ``prefetch_factor``
+    batches each, kept alive between epochs (``persistent``), and pinned host memory on
+    CUDA so that copies to the GPU overlap the compute. A Subset reads as its dataset.
+    With workers, the dataset is prepared first (clip facts read, shared cache built, files
+    closed) so that the workers inherit what it read and open only the arrays."""
+    base = ds.dataset if isinstance(ds, Subset) else ds
+    workers = int(getattr(base, "workers", 0))
+    opts: dict[str, Any] = {"num_workers": workers, "pin_memory": ctx.device.type == "cuda"}
+    if workers:
+        if isinstance(base, WindowDataset):
+            base.prepare()
+        opts["prefetch_factor"] = int(getattr(base, "prefetch_factor", 2))
+        opts["persistent_workers"] = persistent
+        opts["collate_fn"] = collate_packed  # one shared buffer a batch (batches.py)
+    return opts
+
+
+class Batches:
+    """A DataLoader whose batches come out as the loops use them (unpacked)."""
+
+    def __init__(self, loader: DataLoader) -> None:
+        self.loader = loader
+
+    def __iter__(self) -> Iterator[Any]:
+        return (unpacked(b) for b in self.loader)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+
 def make_loader(
     ds: WindowDataset,
     batch_size: int,
     ctx: DistContext,
     shuffle: bool,
     seed: int,
-    num_workers: int = 0,
-) -> tuple[DataLoader, EpochSampler]:
+) -> tuple[Batches, EpochSampler]:
     """``batch_size`` is the global batch: each of the world's ranks loads its share."""
     sampler = EpochSampler(len(ds), ctx, shuffle, seed)
     loader = DataLoader(
         ds,
         batch_size=max(1, batch_size // ctx.world_size),
         sampler=sampler,
-        num_workers=num_workers,
-        persistent_workers=num_workers > 0,
-        pin_memory=ctx.device.type == "cuda",
+        **loader_options(ds, ctx),
     )
-    return loader, sampler
+    return Batches(loader), sampler
+
+
+def eval_loader(
+    ds: Dataset,
+    ctx: DistContext,
+    batch_size: int = 64,
+    batch_sampler: Sequence[Sequence[Any]] | None = None,
+    persistent: bool = False,
+) -> Batches:
+    """The clips of ``ds`` in order (or ``batch_sampler``'s batches), for validation,
+    prediction and features. ``persistent``: for a loader read every epoch."""
+    opts = loader_options(ds, ctx, persistent)
+    if batch_sampler is not None:
+        return Batches(DataLoader(ds, batch_sampler=batch_sampler, **opts))
+    return Batches(DataLoader(ds, batch_size=batch_size, **opts))
+
+
+def to_device_model(model: nn.Module, ctx: DistContext) -> nn.Module:
+    """``model`` on the run's device; on CUDA the video convolutions (3-D) take the
+    channels-last layout their fast kernels want (``Precision.channels_last``)."""
+    model = model.to(ctx.device)
+    if ctx.precision.channels_last:
+        for m in model.modules():
+            if isinstance(m, nn.Conv3d):
+                m.to(memory_format=torch.channels_last_3d)
+    return model
 
 
 def to_device(view: Mapping[str, Mapping[str, torch.Tensor]], device: torch.device) -> dict:

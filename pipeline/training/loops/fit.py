@@ -27,12 +27,16 @@ from torch import nn
 from ..checkpoint import Checkpointer
 from ..config import OptimConfig
 from ..distributed import current_rank, from_rank0, rank_seed, sum_over_ranks
+from ..precision import FP32, Precision
 
 log = logging.getLogger(__name__)
 
 
 class TrainTask(Protocol):
     model: nn.Module  # every trainable parameter (not wrapped in DDP)
+    # Optional: the run's precision (fp16 scales the loss); fp32 when the task has none.
+    # The task runs its own forward passes under ``precision.autocast()``.
+    precision: Precision
 
     def batches(self, epoch: int) -> Iterable[Any]: ...
 
@@ -87,6 +91,24 @@ def _improved(value: float, best: float, cfg: OptimConfig) -> bool:
     return value > best + cfg.min_delta
 
 
+def train_step(
+    task: TrainTask,
+    batch: Any,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+) -> torch.Tensor | None:
+    """One optimisation step on ``batch``; its loss as a float64 tensor on the device (not
+    read on the host), or None when the task skips the batch."""
+    loss = task.loss(batch)
+    if loss is None:
+        return None
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return loss.detach().double()
+
+
 def fit(
     task: TrainTask,
     cfg: OptimConfig,
@@ -104,6 +126,7 @@ def fit(
         if cfg.step_epochs
         else None
     )
+    scaler = getattr(task, "precision", FP32).grad_scaler()  # a pass-through but for fp16
     result = FitResult()
     best_state: dict[str, torch.Tensor] | None = None
     start, bad, done = 0, 0, False
@@ -113,6 +136,8 @@ def fit(
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None:
             scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         start, bad, done = state["epoch"], state["bad"], state["done"]
         best_state = state["best_state"]
         result = FitResult(**state["result"])
@@ -121,22 +146,23 @@ def fit(
     for epoch in range(start, 0 if done else cfg.max_epochs):
         seed_torch(rank_seed(epoch_seed(seed, epoch), current_rank()))
         model.train()
-        losses = []
+        # The losses are summed on the device (float64: the same sum as Python's over the
+        # float32 values) and read once per epoch: no host sync per step.
+        loss_sum, steps = None, 0
         for batch in task.batches(epoch):
-            loss = task.loss(batch)
-            if loss is None:
+            value = train_step(task, batch, optimizer, scaler)
+            if value is None:
                 continue
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
+            loss_sum = value if loss_sum is None else loss_sum + value
+            steps += 1
         lr = optimizer.param_groups[0]["lr"]
         if scheduler is not None:
             scheduler.step()
         model.eval()
         with torch.no_grad():
             val = task.validate()
-        total, count = sum_over_ranks([float(sum(losses)), float(len(losses))])
+        total = float(loss_sum) if loss_sum is not None else 0.0
+        total, count = sum_over_ranks([total, float(steps)])
         train_loss = total / count if count else math.nan
         row = {"epoch": epoch, "train_loss": train_loss, "lr": lr}
         if val is not None:
@@ -166,6 +192,7 @@ def fit(
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict() if scheduler is not None else {},
+                    "scaler": scaler.state_dict() if scaler.is_enabled() else {},
                     "best_state": best_state,
                     "result": vars(result),
                 },

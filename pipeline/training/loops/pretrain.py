@@ -10,13 +10,12 @@ shapes and standardisation constants.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from torch.nn import functional as F  # noqa: N812
-from torch.utils.data import DataLoader
 
 from ...config import to_dict
 from ...models.factory import MultiModalEncoder, build_encoder
@@ -26,7 +25,7 @@ from ..data import CorpusData, Fold
 from ..dataset import WindowDataset, fit_standardizer
 from ..distributed import DistContext, gather_batch, sum_over_ranks, wrap
 from ..losses import pairwise_contrastive_loss, pairwise_supcon_loss
-from .common import cat_views, make_loader, split_views, to_device
+from .common import cat_views, eval_loader, make_loader, split_views, to_device, to_device_model
 from .fit import FitResult, fit
 
 log = logging.getLogger(__name__)
@@ -52,19 +51,18 @@ class PretrainTask:
         cfg: PretrainConfig,
         ctx: DistContext,
     ) -> None:
-        self.model = encoder.to(ctx.device)
+        self.model = to_device_model(encoder, ctx)
         self.net = wrap(self.model, ctx)
-        self.cfg, self.ctx = cfg, ctx
+        self.cfg, self.ctx, self.precision = cfg, ctx, ctx.precision
         self.loader, self.sampler = make_loader(
-            train_ds, cfg.optim.batch_size, ctx, True, train_cfg.seed, train_cfg.num_workers
+            train_ds, cfg.optim.batch_size, ctx, True, train_cfg.seed
         )
         self.val_loader = (
-            DataLoader(
+            eval_loader(
                 val_ds,
+                ctx,
                 batch_sampler=validation_batches(len(val_ds), cfg.optim.batch_size, ctx),
-                num_workers=train_cfg.num_workers,
-                persistent_workers=train_cfg.num_workers > 0,
-                pin_memory=ctx.device.type == "cuda",
+                persistent=True,
             )
             if len(val_ds) >= 2
             else None
@@ -80,8 +78,9 @@ class PretrainTask:
         """Projections (B, V, d) per modality; ``gather``: of the global batch (every rank's
         share, rank order), else of this rank's batch alone."""
         views = [to_device(v, self.ctx.device) for v in batch["views"]]
-        _, proj = net(cat_views(views))
-        proj = {m: split_views(p, len(views)) for m, p in proj.items()}
+        with self.precision.autocast():
+            _, proj = net(cat_views(views))
+        proj = {m: split_views(p.float(), len(views)) for m, p in proj.items()}  # loss in fp32
         if not gather:
             return proj
         return {m: gather_batch(p, self.ctx) for m, p in proj.items()}
@@ -98,15 +97,16 @@ class PretrainTask:
         out whole and sum)."""
         if self.val_loader is None:
             return None
-        total, n = 0.0, 0
+        total, n = None, 0  # summed on the device in float64, read once
         for batch in self.val_loader:
             if len(batch["index"]) < 2:
                 continue
             labels = batch["target"].to(self.ctx.device)
             proj = self.projections(batch, self.model, gather=False)
-            total += contrastive_loss(proj, labels, self.cfg).item()
+            value = contrastive_loss(proj, labels, self.cfg).double()
+            total = value if total is None else total + value
             n += 1
-        total, n = sum_over_ranks([total, float(n)])
+        total, n = sum_over_ranks([float(total) if total is not None else 0.0, float(n)])
         return {"loss": total / n, "score": -total / n} if n else None
 
 
@@ -121,17 +121,18 @@ def validation_batches(n: int, batch_size: int, ctx: DistContext) -> list[list[t
 
 @torch.no_grad()
 def retrieval_accuracy(
-    encoder: MultiModalEncoder, ds: WindowDataset, device: torch.device
+    encoder: MultiModalEncoder, ds: WindowDataset, ctx: DistContext
 ) -> dict[str, float]:
     """Cross-modal retrieval on ``ds`` (centred windows): for each ordered modality pair
     (m, n), the fraction of clips whose nearest z^n (cosine) to z^m_i is their own."""
     encoder.eval()
     projs: dict[str, list[torch.Tensor]] = {}
-    loader = torch.utils.data.DataLoader(ds, batch_size=64)
-    for batch in loader:
-        _, p = encoder(to_device(batch["views"][0], device))
+    for batch in eval_loader(ds, ctx):
+        with ctx.precision.autocast():
+            _, p = encoder(to_device(batch["views"][0], ctx.device))
         for m, t in p.items():
-            projs.setdefault(m, []).append(F.normalize(t, dim=-1).cpu())
+            projs.setdefault(m, []).append(F.normalize(t.float(), dim=-1))
+    projs = {m: [t.cpu() for t in ts] for m, ts in projs.items()}  # one copy at the end
     z = {m: torch.cat(t) for m, t in projs.items()}
     out = {}
     for m in z:
@@ -154,6 +155,7 @@ class PretrainedEncoder:
     stats: dict[str, tuple[float, float]]
     fit: FitResult
     metrics: dict[str, float]
+    precision: dict[str, Any] = field(default_factory=dict)  # Precision.describe()
 
     def payload(self, fold: int, train_cfg: TrainConfig, cfg: PretrainConfig) -> dict[str, Any]:
         return {
@@ -166,6 +168,7 @@ class PretrainedEncoder:
             "encoder": {k: v.cpu() for k, v in self.encoder.state_dict().items()},
             "fit": self.fit.summary(),
             "metrics": self.metrics,
+            "precision": self.precision,
         }
 
 
@@ -202,5 +205,5 @@ def pretrain_fold(
     }
     eval_val = data.dataset(fold.val, mods, views=1, random_windows=False)
     if len(eval_val) >= 2 and len(mods) > 1:
-        metrics.update(retrieval_accuracy(task.model, eval_val, ctx.device))
-    return PretrainedEncoder(task.model, shapes, stats, result, metrics)
+        metrics.update(retrieval_accuracy(task.model, eval_val, ctx))
+    return PretrainedEncoder(task.model, shapes, stats, result, metrics, ctx.precision.describe())

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import Subset
 
 from ...models.heads import MLPHead
 from ..checkpoint import Checkpointer
@@ -19,7 +19,7 @@ from ..data import LabelSpace
 from ..dataset import WindowDataset
 from ..distributed import DistContext, gather_objects
 from .classify import classification_loss, predict, score
-from .common import to_device
+from .common import eval_loader, to_device
 from .fit import FitResult, epoch_seed, fit
 
 
@@ -33,10 +33,14 @@ def extract_features(
         b.eval()
     mine = list(range(ctx.rank, len(ds), ctx.world_size))
     rows: dict[int, np.ndarray] = {}
-    for batch in DataLoader(Subset(ds, mine), batch_size=batch_size):
+    parts: list[tuple[torch.Tensor, torch.Tensor]] = []
+    for batch in eval_loader(Subset(ds, mine), ctx, batch_size=batch_size):
         view = to_device(batch["views"][0], ctx.device)
-        feats = torch.cat([b(view[m]["x"], view[m]["mask"]) for m, b in branches.items()], 1)
-        for i, f in zip(batch["index"].tolist(), feats.cpu().numpy(), strict=True):
+        with ctx.precision.autocast():
+            feats = [b(view[m]["x"], view[m]["mask"]) for m, b in branches.items()]
+        parts.append((batch["index"], torch.cat([f.float() for f in feats], 1)))
+    for index, feats in parts:  # copied to the host once the device is done
+        for i, f in zip(index.tolist(), feats.cpu().numpy(), strict=True):
             rows[i] = f
     for part in gather_objects(rows, ctx):
         rows.update(part)

@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from ...models.heads import AttentionFusion, MLPHead
 from ...models.qian_han import Discriminator
@@ -22,7 +21,7 @@ from ..dataset import WindowDataset
 from ..distributed import DistContext, gather_batch, wrap
 from ..losses import discriminator_infonce
 from .classify import classification_loss, predict, score
-from .common import make_loader, to_device
+from .common import eval_loader, make_loader, to_device, to_device_model
 
 
 class FusionClassifier(nn.Module):
@@ -93,23 +92,28 @@ class SupervisedTask:
         ctx: DistContext,
         qian_han: tuple[str, str, float, str] | None = None,
     ) -> None:
-        self.model = model.to(ctx.device)
+        self.model = to_device_model(model, ctx)
         self.net = wrap(self.model, ctx)
         self.labels, self.ctx, self.qian_han = labels, ctx, qian_han
+        self.precision = ctx.precision
         self.loader, self.sampler = make_loader(
-            train_ds, optim.batch_size, ctx, True, train_cfg.seed, train_cfg.num_workers
+            train_ds, optim.batch_size, ctx, True, train_cfg.seed
         )
         self.val_ds = val_ds
+        self._loaders: dict[int, Any] = {}  # validation / prediction loaders, one per dataset
 
     def batches(self, epoch: int):
         self.sampler.set_epoch(epoch)
         return self.loader
 
     def forward(self, net: nn.Module, view: dict) -> tuple[torch.Tensor, Any, Any]:
-        if self.qian_han is None:
-            return net(view), None, None
-        audio, text = self.qian_han[:2]
-        return net(view, audio, text)
+        """Logits and (Qian & Han) the two embeddings, in fp32 whatever the autocast."""
+        with self.precision.autocast():
+            if self.qian_han is None:
+                out = (net(view), None, None)
+            else:
+                out = net(view, *self.qian_han[:2])
+        return tuple(t.float() if t is not None else None for t in out)
 
     def loss(self, batch: dict[str, Any]) -> torch.Tensor:
         view = to_device(batch["views"][0], self.ctx.device)
@@ -129,7 +133,9 @@ class SupervisedTask:
         """Logits and targets of every clip of ``ds`` (centred windows; unwrapped model)."""
         self.model.eval()
         logits = []
-        for batch in DataLoader(ds, batch_size=64):
+        if id(ds) not in self._loaders:  # the validation loader's workers live on
+            self._loaders[id(ds)] = eval_loader(ds, self.ctx, persistent=ds is self.val_ds)
+        for batch in self._loaders[id(ds)]:
             view = to_device(batch["views"][0], self.ctx.device)
             logits.append(self.forward(self.model, view)[0])
         return torch.cat(logits), ds.targets
