@@ -8,7 +8,7 @@ Outputs (``<root>/data/...``):
 - ``reports/<corpus>/pretrain.json`` (metrics), ``pretrain_curves/fold-<k>.csv`` (losses
   per epoch, plots).
 - ``reports/<corpus>/evaluate.json`` (metrics), ``confusion/<method>.csv`` (plots),
-  ``report.md``.
+  ``report.md``, ``predictions.csv`` (per test clip, :mod:`.predictions`).
 
 Training state lives in ``<train.checkpoint_dir>/<corpus>/training`` (outside the DVC outs):
 an interrupted stage resumes there, and a stage rerun with unchanged inputs and code reuses
@@ -36,6 +36,7 @@ from .distributed import distributed
 from .evaluate import Evaluator, model_params
 from .loops.pretrain import pretrain_fold
 from .metrics import summarize
+from .predictions import predictions_of, write_predictions
 from .report import confusion_rows, evaluation_summary, finite, write_evaluation
 
 log = logging.getLogger(__name__)
@@ -166,6 +167,7 @@ def run_evaluate(params: Params, root: str | Path = ".") -> int:
         folds = data.folds()
         per_method: dict[str, dict[str, dict[str, float]]] = {}
         confusions: dict[str, list[list[str]]] = {}
+        predictions = []
         timing: dict[str, dict[str, float]] = {}
         for seed in tc.run_seeds():
             tcs = replace(tc, seed=seed)
@@ -189,6 +191,9 @@ def run_evaluate(params: Params, root: str | Path = ".") -> int:
                     confusions.setdefault(name, []).extend(
                         confusion_rows(data.labels, outcome.y_true, outcome.y_pred)
                     )
+                    predictions += predictions_of(data.labels, name, run, fold.number, seed,
+                                                  outcome.clip_ids, outcome.y_true,
+                                                  outcome.y_pred)
                     log.info("%s fold %s: %s", name, run, _short(outcome.metrics))
         if ctx.is_main:
             reference = {f.number: majority_accuracy(data, f) for f in folds}
@@ -199,6 +204,7 @@ def run_evaluate(params: Params, root: str | Path = ".") -> int:
             pre = rep / "pretrain.json"
             pretrain = json.loads(pre.read_text()) if pre.exists() else None
             write_evaluation(rep, doc, confusions, pretrain)
+            write_predictions(rep / "predictions.csv", predictions)
             write_timing(rep / "timing-evaluate.json", timing)
         ctx.barrier()
     return 0
