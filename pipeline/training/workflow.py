@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import progress as live
 from ..config import Params, to_dict
 from ..manifest import dump_json
 from ..paths import Layout
@@ -61,8 +62,10 @@ def run_pretrain(params: Params, root: str | Path = ".") -> int:
     ec: EvaluateConfig = params.section("evaluate")
     corpus = params.corpus.name
     out = models_dir(root, corpus, tc.scheme)
-    with distributed(tc.device, tc.threads) as ctx:
+    with distributed(tc.device, tc.threads) as ctx, \
+            live.TrainingProgress("pretrain", show=ctx.is_main) as bar:
         data = CorpusData(Layout(corpus, root=root), tc, ec.task, ec.multilabel_threshold)
+        bar.expect(len(tc.run_seeds()) * len(data.folds()))
         per_fold, curves, written = {}, {}, set()
         timing: dict[str, dict[str, float]] = {}
         for seed in tc.run_seeds():
@@ -86,7 +89,9 @@ def run_pretrain(params: Params, root: str | Path = ".") -> int:
                     sync=ctx.barrier,
                 )
                 t0 = time.perf_counter()
+                bar.begin(f"fold {run}")
                 res = pretrain_fold(data, fold, tcs, pc, ctx, ckpt)
+                bar.end()
                 _tally(timing, "pretrain", time.perf_counter() - t0, res.fit.epochs)
                 per_fold[run] = res.metrics
                 curves[run] = res.fit.history
@@ -162,7 +167,8 @@ def run_evaluate(params: Params, root: str | Path = ".") -> int:
     tc: TrainConfig = params.section("train")
     ec: EvaluateConfig = params.section("evaluate")
     corpus = params.corpus.name
-    with distributed(tc.device, tc.threads) as ctx:
+    with distributed(tc.device, tc.threads) as ctx, \
+            live.TrainingProgress("evaluate", show=ctx.is_main) as bar:
         data = CorpusData(Layout(corpus, root=root), tc, ec.task, ec.multilabel_threshold)
         folds = data.folds()
         per_method: dict[str, dict[str, dict[str, float]]] = {}
@@ -181,11 +187,14 @@ def run_evaluate(params: Params, root: str | Path = ".") -> int:
                 checkpoint_dir(root, tc, corpus),
                 tc.run_suffix(seed),
             )
+            bar.expect(len(tc.run_seeds()) * len(list(ev.runs())) * len(folds))
             for name, method, mods in ev.runs():
                 for fold in folds:
                     run = f"{fold.number}{ev.run_suffix}"
                     t0 = time.perf_counter()
+                    bar.begin(f"{name} fold {run}")
                     outcome = ev.run(name, method, mods, fold)
+                    bar.end()
                     _tally(timing, name, time.perf_counter() - t0, outcome.fit.get("epochs", 0))
                     per_method.setdefault(name, {})[run] = outcome.metrics
                     confusions.setdefault(name, []).extend(
