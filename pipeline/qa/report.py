@@ -220,7 +220,7 @@ def _section_faces(rep: Report, lay: Layout) -> None:
             n = int(a.get("n_frames", 0) or 0)
             frames += n
             found += int(a.get("n_detected", round(rates[cid] * n)) or 0)
-    rep.h2("Face detection rate")
+    rep.h2("Face detection rate per clip")
     corpus = f"{found / frames:.4f} over {frames} frames" if frames else "n/a"
     rep.p(f"Face rate, here and in the stage metrics: {FACE_RATE} Corpus: {corpus}.")
     order = sorted(rates, key=lambda c: (rates[c], c))
