@@ -149,6 +149,37 @@ class Display:
 
 
 # -- extraction ---------------------------------------------------------------------------
+class Channel:
+    """A picklable handle on the parent's queue. A worker that cannot reach the queue when the
+    handle arrives (another host, a process without the parent's key) gets a handle that
+    sends nothing, so the display can never fail a clip."""
+
+    def __init__(self, queue: Any) -> None:
+        self.queue = queue
+
+    def __getstate__(self) -> dict[str, Any]:
+        import pickle
+
+        return {"blob": pickle.dumps(self.queue)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        import pickle
+
+        try:
+            self.queue = pickle.loads(state["blob"])  # a Manager proxy connects here
+        except Exception:  # noqa: BLE001 - no progress from this worker, nothing worse
+            self.queue = None
+
+    def put(self, item: Any) -> None:
+        if self.queue is not None:
+            self.queue.put(item)
+
+    def get_nowait(self) -> Any:
+        if self.queue is None:
+            raise queue.Empty
+        return self.queue.get_nowait()
+
+
 @dataclass
 class _Clip:
     seconds: float  # the clip's media seconds (its share of the whole)
@@ -190,9 +221,9 @@ class ExtractionProgress:
             import multiprocessing
 
             self._manager = multiprocessing.Manager()
-            self.channel = self._manager.Queue()
+            self.channel = Channel(self._manager.Queue())
         elif self._kind == "local":
-            self.channel = queue.Queue()
+            self.channel = Channel(queue.Queue())
         self._t0 = time.perf_counter()
         if self.show:
             self._display = Display(self.line).start()
