@@ -34,10 +34,10 @@ def strict_html(page: Path) -> None:
 
 def chart_labels(text: str) -> list[tuple[str, str, str]]:
     """(title, x label, y label) of every chart; each must have all three."""
-    charts = re.findall(r"<figure class='chart' data-title='([^']*)' data-xlabel='([^']*)' "
-                        r"data-ylabel='([^']*)'>", text)
+    charts = re.findall(r"<figure class='chart(?: compact)?' data-title='([^']*)' "
+                        r"data-xlabel='([^']*)' data-ylabel='([^']*)'>", text)
     assert charts, "no chart on the page"
-    assert text.count("<figure class='chart'") == len(charts)
+    assert text.count("<figure class='chart") == len(charts)
     for c in charts:
         assert all(part.strip() for part in c), c
     return charts

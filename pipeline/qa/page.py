@@ -30,7 +30,8 @@ h2{border-bottom:2px solid #ddd;padding-bottom:3px;margin-top:1.6em}
 padding:.4em 1em;margin:1em 0}.warnings li{margin:.2em 0}nav{font-size:13px;columns:3}
 .examples{display:flex;flex-wrap:wrap;gap:12px}.example{width:250px;font-size:13px;
 border:1px solid #ddd;padding:6px}.example img{width:112px;height:112px;display:block}
-.good{color:#1a7f37}.bad{color:#b42318}"""
+.good{color:#1a7f37}.bad{color:#b42318}figure.compact{display:inline-block;width:360px;
+vertical-align:top;margin:.4em}"""
 
 
 def plt():
@@ -138,9 +139,10 @@ class Page:
     def table(self, rows: list[dict[str, Any]], limit: int = 200, more: str = "") -> None:
         self.parts.append(table(rows, limit, more))
 
-    def figure(self, fig, name: str, caption: str) -> None:
+    def figure(self, fig, name: str, caption: str, compact: bool = False) -> None:
         """Save ``fig`` as ``<name>.png`` and show it; every plotting axis must have a title
-        and both axis labels (a colour bar its label)."""
+        and both axis labels (a colour bar its label). ``compact``: side by side with the
+        next compact figures (a grid of small ones)."""
         try:
             axes = labels_of(fig)
         except FigureError as e:
@@ -151,8 +153,9 @@ class Page:
         plt().close(fig)
         self.figures.append(path.name)
         first = axes[0]
+        cls = "chart compact" if compact else "chart"
         self.parts.append(
-            f"<figure class='chart' data-title='{html.escape(first['title'])}' "
+            f"<figure class='{cls}' data-title='{html.escape(first['title'])}' "
             f"data-xlabel='{html.escape(first['x'])}' data-ylabel='{html.escape(first['y'])}'>"
             f"<img src='{path.name}' alt='{html.escape(first['title'])}'>"
             f"<figcaption class='note'>{html.escape(caption)}</figcaption></figure>"

@@ -302,7 +302,8 @@ def _section_evaluation(rep: Report, lay: Layout, entries: list) -> None:
                  "per-speaker table or misclassified clips (rerun the evaluate stage).")
     results.headline_section(rep, doc)
     results.per_fold_section(rep, doc)
-    results.per_speaker_section(rep, preds, by_id, doc.get("task") == "multi_label")
+    results.per_speaker_section(rep, preds, by_id, doc.get("task") == "multi_label",
+                                list(doc.get("methods") or {}))
     results.confusion_section(rep, reports_dir, list(doc.get("classes", [])),
                               list(doc.get("methods") or {}))
     results.curves_section(rep, reports_dir)

@@ -144,7 +144,8 @@ def per_fold_section(rep: Page, doc: dict[str, Any]) -> None:
 
 
 def per_speaker_section(rep: Page, preds: list[dict[str, str]],
-                        entries: dict[str, ManifestEntry], multi: bool) -> None:
+                        entries: dict[str, ManifestEntry], multi: bool,
+                        order: list[str] = ()) -> None:
     if not preds:
         return
     hit: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -152,7 +153,8 @@ def per_speaker_section(rep: Page, preds: list[dict[str, str]],
         e = entries.get(p["clip_id"])
         speaker = e.speaker if e is not None else "(not in the manifest)"
         hit[speaker][p["method"]].append(_agreement(p["actual"], p["predicted"], multi))
-    methods = list(dict.fromkeys(p["method"] for p in preds))
+    methods = list(dict.fromkeys([*order, *(p["method"] for p in preds)]))
+    methods = [m for m in methods if any(m in per for per in hit.values())]
     rows = []
     for speaker, per in hit.items():
         row: dict[str, Any] = {"speaker": speaker,
@@ -224,7 +226,7 @@ def confusion_section(rep: Page, reports_dir: Path, classes: list[str],
         n = int(mat.sum())
         rep.figure(fig, f"confusion_{cf.stem}",
                    f"{method_title(cf.stem)} ({cf.stem}): {n} test decisions, recall "
-                   f"{np.trace(mat) / n:.1%} overall" if n else cf.stem)
+                   f"{np.trace(mat) / n:.1%} overall" if n else cf.stem, compact=True)
 
 
 def curves_section(rep: Page, reports_dir: Path) -> None:
