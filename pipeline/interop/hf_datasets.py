@@ -38,7 +38,10 @@ from ..store import ClipFeatures
 from .clip_table import ClipRecord, clip_records, feature_names, feature_params
 
 SPLITS = {"train": "train", "val": "validation", "test": "test"}
-WRITER_ROWS = 16  # rows per Parquet row group: bounds memory with large arrays (face crops)
+# Rows per Parquet row group: as many as hold about this many bytes of arrays (at most 64).
+# datasets holds a row group's arrays as Python objects until it writes them, about 15 times
+# their bytes: face crops (2.7 MB a 2.3 s clip) go 2 rows at a time, mel alone 64.
+GROUP_BYTES = 8 * 2**20
 
 
 def _array_type(sample: np.ndarray):
@@ -163,8 +166,10 @@ def export_hf(
     for old in data.glob("*.parquet"):
         old.unlink()
     splits = list(SPLITS.values()) if fold is not None else ["train"]
+    row_bytes = sum(a.nbytes for f in samples.values() for a in f.arrays.values())
+    rows = max(1, min(64, GROUP_BYTES // max(1, row_bytes)))
     writers = {s: ParquetWriter(features=schema, path=str(data / f"{s}-00000-of-00001.parquet"),
-                                writer_batch_size=WRITER_ROWS) for s in splits}
+                                writer_batch_size=rows) for s in splits}
     counts = dict.fromkeys(splits, 0)
     try:  # one streaming pass: a clip's arrays are in memory while its row is written
         for r in clip_records(feature_root, manifest, names, folds_json, fold):
