@@ -218,6 +218,34 @@ def cmd_import_csd(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """``mer export hf|lhotse OUT``: the corpus's features in another toolkit's format."""
+    params = load_cli_params(args, core_only=True)
+    from .paths import Layout
+
+    lay = Layout(params.corpus.name, root=Path(args.root))
+    feature_root = lay.features_dir("mel").parent
+    folds = lay.folds_dir / f"{args.scheme}.json" if args.scheme else None
+    if folds is not None and not folds.exists():
+        raise FileNotFoundError(f"fold manifest {folds} not found; run mer folds first")
+    if not lay.clips_csv.exists():
+        raise FileNotFoundError(f"clip manifest {lay.clips_csv} not found; run mer ingest first")
+    features = args.features.split(",") if args.features else ()
+    if args.format == "hf":
+        from .interop.hf_datasets import export_hf
+
+        out = export_hf(feature_root, lay.clips_csv, args.out, features, folds, args.fold)
+    else:
+        from .interop.lhotse_cuts import export_lhotse
+
+        if args.fold is not None:
+            raise ValueError("--fold splits the hf export; lhotse cuts carry custom['fold']")
+        out = export_lhotse(feature_root, lay.clips_csv, Path(args.root) / params.corpus.root,
+                            args.out, features, args.cut_features, folds)
+    _emit(args, {"format": args.format, "out": str(out)}, f"wrote {out}")
+    return EXIT_OK
+
+
 def _optional(module: str, attr: str, what: str, extra: str):
     """``module.attr``; a missing optional dependency names ``extra``."""
     import importlib
@@ -348,6 +376,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", help="feature directory to write")
     p.add_argument("--feature", help="feature/array name (default: the .csd root name)")
     p.set_defaults(func=cmd_import_csd)
+    p = sub.add_parser(
+        "export", parents=[common], help="features -> HuggingFace datasets or lhotse manifests",
+        description="Write the corpus's features (data/features/<corpus>/) for another toolkit: "
+        "hf = Parquet files that datasets.load_dataset(OUT) loads, one row per clip; lhotse = "
+        "recordings, supervisions and a CutSet whose cuts carry the features. What maps and "
+        "what does not: docs/export.md. Needs pip install mer-pipeline[export].",
+    )
+    p.add_argument("format", choices=["hf", "lhotse"])
+    p.add_argument("out", help="output folder")
+    p.add_argument("--features", help="comma-separated features (default: every one there)")
+    p.add_argument("--scheme", help="fold scheme (folds/SCHEME.json): each clip's test fold")
+    p.add_argument("--fold", type=int, help="hf: train/validation/test splits of this fold")
+    p.add_argument("--cut-features", default="mel",
+                   help="lhotse: the feature that becomes cut.features (default mel)")
+    p.set_defaults(func=cmd_export)
     p = sub.add_parser("show", parents=[common], help="PNG montage of a clip's crops")
     p.add_argument("what", choices=["faces", "landmarks"])
     p.add_argument("clip")
@@ -376,6 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from . import progress
+
+    progress.configure(enabled=not (args.quiet or args.json))  # live lines: stderr, humans
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -8,6 +8,7 @@
    at most ``n_jobs`` at a time, so a second death names few suspects.
 3. Each suspect then runs alone in a fresh worker; a clip that kills that one too is
    recorded as failed ("worker died: ..."), and the stage goes on with the rest.
+4. A loky worker keeps its models for the whole stage (:func:`keep_worker`).
 """
 
 from __future__ import annotations
@@ -48,6 +49,18 @@ def watch_parent(parent_pid: int) -> None:
                 os._exit(1)
 
     threading.Thread(target=_watch, name="mer-parent-watch", daemon=True).start()
+
+
+def keep_worker() -> None:
+    """Initializer of loky workers: turn off loky's memory-leak guard, which restarts a
+    worker whose memory grew 300 MB since its first task, with a warning that a worker
+    stopped "by a memory leak". An extractor's worker grows for good reasons after its first
+    batch (frame buffers sized to larger videos, allocator arenas), and a restart reloads
+    its models; memory is bounded by the extractors' own limits (``runner.spill_mb``,
+    ``faces.batch_mb``), and a worker that runs out of it is handled as a death (step 2)."""
+    from joblib.externals.loky import process_executor
+
+    process_executor._USE_PSUTIL = False
 
 
 def _death_errors() -> tuple[type[BaseException], ...]:
@@ -94,7 +107,8 @@ def backend(cfg: RunnerConfig) -> Iterator[dict[str, Any]]:
     elif cfg.backend == "sequential" or cfg.n_jobs == 1:
         yield {"n_jobs": 1, "backend": "sequential"}
     else:
-        yield {"n_jobs": cfg.n_jobs, "backend": cfg.backend}
+        loky = {"initializer": keep_worker} if cfg.backend == "loky" else {}
+        yield {"n_jobs": cfg.n_jobs, "backend": cfg.backend, **loky}
 
 
 def run_batches(
@@ -150,7 +164,8 @@ def _retry(
     lost: list[tuple[Any, str]] = []
     pending = list(items)
     while pending:
-        executor = get_reusable_executor(max_workers=n_workers, reuse=False)
+        executor = get_reusable_executor(max_workers=n_workers, reuse=False,
+                                         initializer=keep_worker)
         running: dict[Future, Any] = {}
         broken = False
         while (pending or running) and not broken:

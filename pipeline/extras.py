@@ -7,6 +7,7 @@ else comes with an extra (see pyproject.toml):
   OpenCV, gensim, the CMU Multimodal SDK, ...; torch comes with it);
 - ``train``: torch and torchvision (the trainer, :class:`~pipeline.api.WindowDataset`);
 - ``pipeline``: the runner and the DVC workflow (joblib, Dask, DVC, matplotlib for the report);
+- ``export``: HuggingFace ``datasets`` and lhotse, for ``mer export hf|lhotse``;
 - ``all``: every one of them.
 
 Code that needs an extra imports it inside :func:`needs` (or through :func:`optional_import`);
@@ -50,6 +51,8 @@ PROVIDERS: dict[str, tuple[str, ...]] = {
     "distributed": ("pipeline",),
     "dvc": ("pipeline",),
     "matplotlib": ("pipeline",),
+    "datasets": ("export",),
+    "lhotse": ("export",),
 }
 
 

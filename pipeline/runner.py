@@ -30,11 +30,13 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import h5py
 
+from . import progress as live
 from .config import RunnerConfig
 from .devices import place_worker, worker_config
 from .execution import run_batches, watch_parent
@@ -51,7 +53,6 @@ from .store.writer import fsync_file
 
 with needs("running a stage", "pipeline"):
     from threadpoolctl import threadpool_limits
-    from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 
@@ -177,10 +178,11 @@ def _run_batch(
     n_threads: int,
     parent_pid: int,
     tasks: list[Task],
+    channel: Any = None,
 ) -> list[ClipOutcome]:
     """Executed in a worker: extract each clip of the batch into its cache file. The first
     task's ``slot`` (its batch's number) places a worker's models on a GPU (see
-    pipeline.devices)."""
+    pipeline.devices). ``channel``: where the clips' progress goes (:mod:`pipeline.progress`)."""
     watch_parent(parent_pid)
     outcomes = []
     try:
@@ -193,8 +195,9 @@ def _run_batch(
         ]
     for t in tasks:
         t0 = time.perf_counter()
+        report = live.clip_reporter(channel, t.clip_id)
         try:
-            attrs, sha, reused = _extract_to_cache(extractor, t, runner)
+            attrs, sha, reused = _extract_to_cache(extractor, t, runner, report)
             outcomes.append(
                 ClipOutcome(
                     t.clip_id,
@@ -210,6 +213,8 @@ def _run_batch(
             outcomes.append(
                 ClipOutcome(t.clip_id, False, time.perf_counter() - t0, reason, type(e).__name__)
             )
+        if report is not None:
+            report.done()
     return outcomes
 
 
@@ -254,7 +259,7 @@ def _audio_problem(source: ClipSource, memo: MediaHashMemo) -> str:
 
 
 def _extract_to_cache(
-    extractor: Extractor, task: Task, runner: RunnerConfig
+    extractor: Extractor, task: Task, runner: RunnerConfig, report: Any = None
 ) -> tuple[dict[str, Any], str, bool]:
     """Extract one clip straight into its cache file: written under a temporary name unique to
     this host, process and thread (rows stream there once they pass ``runner.spill_mb``),
@@ -275,6 +280,7 @@ def _extract_to_cache(
                 f.create_group(CACHE_GROUP),
                 spill_bytes=int(runner.spill_mb * 2**20),
                 compression=runner.compression,
+                on_rows=report.rows if report is not None else None,  # live progress
             )
             # One BLAS/OpenMP thread: a matrix product's sums then come out the same in every
             # process on every machine (with 2 threads every sample mel differs in the last
@@ -344,6 +350,16 @@ def _cache_entry_problems(path: Path, key: str, checksums: bool = True) -> list[
         if stored != key:
             problems.append(f"holds key {str(stored)[:12]}, not {key[:12]}")
         return problems
+
+
+def live_channel(runner: RunnerConfig) -> str:
+    """How workers send live progress: a Manager queue to processes of this host, a plain
+    queue to threads or this process, nothing to a remote cluster's workers."""
+    if runner.backend == "dask":
+        return "none" if runner.scheduler else "process"
+    if runner.backend in ("sequential", "threading") or runner.n_jobs == 1:
+        return "local"
+    return "process"
 
 
 def _fail(feature: str, clip_id: str, reason: str, exc: str) -> Failure:
@@ -420,17 +436,20 @@ def run_extraction(
         by_id = {t.clip_id: t for t in tasks}
         n_threads = 1 if (runner.n_jobs > 1 or runner.backend == "dask") else 0
         if tasks:
-            with tqdm(total=len(tasks), desc=feature, unit="clip", disable=not progress) as bar:
+            with live.ExtractionProgress(
+                feature, [(t.clip_id, t.source.duration) for t in tasks],
+                unit=extractor.row_unit, channel_kind=live_channel(runner), show=progress,
+            ) as bar:
 
                 def done(batch: list[ClipOutcome]) -> None:
                     outcomes.extend(batch)
-                    bar.update(len(batch))
+                    bar.finished([o.clip_id for o in batch])
 
                 def lost(task: Task, reason: str) -> None:
                     done([ClipOutcome(task.clip_id, False, 0.0, reason, "WorkerDied")])
 
                 run_batches(
-                    _run_batch,
+                    partial(_run_batch, channel=bar.channel),
                     _batches(tasks, runner.batch_clips),
                     (feature, config_dict, runner, n_threads, os.getpid()),
                     runner,

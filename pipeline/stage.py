@@ -15,6 +15,9 @@ def stage_main(name: str, body: Callable[[Params], int], argv: list[str] | None 
     ap.add_argument("--params", default="params.yaml", help="parameter file (params.yaml)")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     args = ap.parse_args(argv)
+    from . import progress
+
+    progress.configure(enabled=not args.quiet)
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -193,7 +193,7 @@ def test_stage_writes_warning_rows_the_summary_and_the_qa_page_show(sample_clips
     assert run_feature(params, "mel", root, progress=False) == 0
     assert lay.warnings_csv("mel").exists() and read_warnings(lay.warnings_csv("mel")) == []
     text = build_report(lay).read_text()
-    section = text[text.index("<h2>Warnings</h2>") :]
+    section = text[text.index(">Warnings</h2>") :]
     assert "1 clip(s) in faces" in section and "01-01-01-01-01-01-05" in section
     assert "the lowest face rate: " in text  # the worst clip's montage
     # a second run reuses the cached clip and keeps its warning

@@ -37,6 +37,12 @@ def test_the_report_stage_declares_every_file_the_page_reads(project_factory, sa
     (reports / "confusion" / "probe.csv").write_text(
         "actual,predicted\nsad,sad\nsad,happy\nhappy,happy\n")
     (reports / "timing-evaluate.json").write_text(json.dumps({"seconds": 1.0}))
+    (reports / "predictions.csv").write_text(
+        "method,run,fold,seed,clip_id,actual,predicted\n"
+        "probe,0,0,0,01-01-01-01-01-01-01,neutral,sad\n")
+    (reports / "pretrain_curves").mkdir()
+    (reports / "pretrain_curves" / "fold-0.csv").write_text(
+        "epoch,train_loss,val_loss,lr\n0,2.0,2.1,0.01\n1,1.5,1.9,0.01\n")
 
     opened: set[str] = set()
     recording = [True]
@@ -61,7 +67,10 @@ def test_the_report_stage_declares_every_file_the_page_reads(project_factory, sa
     assert "data/reports/sample/evaluate.json" in read
     # evaluate's confusion tables are drawn on the page
     assert "data/reports/sample/confusion/probe.csv" in read
-    assert "confusion_confusion_probe.png" in page.read_text()
+    # per-clip predictions (misclassified clips, per speaker) and the loss curves
+    assert "data/reports/sample/predictions.csv" in read
+    assert "data/reports/sample/pretrain_curves/fold-0.csv" in read
+    assert "confusion_probe.png" in page.read_text()
     deps = _report_deps("sample")
     undeclared = sorted(p for p in read if not _covered(p, deps))
     assert not undeclared, f"the QA page reads files its DVC stage does not declare: {undeclared}"

@@ -101,6 +101,7 @@ class Extractor(ABC):
     config_class: ClassVar[type]
     version: ClassVar[str] = "1"  # bump when the output of the same params changes
     primary: ClassVar[str]  # name of the main array in ClipFeatures.arrays
+    row_unit: ClassVar[str] = "rows"  # what one row is, in progress lines ("frames", ...)
     libraries: ClassVar[tuple[str, ...]] = ("numpy",)  # distributions recorded as provenance
     # Numeric ClipFeatures.attrs that the stage sums over the corpus's clips into its metrics
     # JSON (e.g. words: n_tokens, n_oov), passed through corpus_metrics().

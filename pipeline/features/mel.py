@@ -169,6 +169,7 @@ class MelExtractor(Extractor):
     name = "mel"
     config_class = MelConfig
     primary = "mel"
+    row_unit = "frames"
     libraries = ("numpy", "librosa", "av")
     source_fields = (AUDIO_FIELD,)  # a clip's separate audio file, when it has one
 

@@ -109,6 +109,7 @@ class SpectrogramExtractor(StreamingExtractor):
     name = "spectrogram"
     config_class = SpectrogramConfig
     primary = "spectrogram"
+    row_unit = "segments"
     libraries = ("numpy", "av")
     source_fields = (AUDIO_FIELD,)  # a clip's separate audio file, when it has one
 

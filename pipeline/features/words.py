@@ -80,6 +80,7 @@ class WordsExtractor(Extractor):
     name = "words"
     config_class = WordsConfig
     primary = "vectors"
+    row_unit = "words"
     version = "2"  # 2: ``timing`` is "aligned" only for clips that have word times
     libraries = ("numpy", "gensim")
     summed_attrs: ClassVar[tuple[str, ...]] = ("n_tokens", "n_oov")

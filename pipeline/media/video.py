@@ -26,6 +26,8 @@ from typing import Any
 import av
 import numpy as np
 
+from ..progress import frame_read
+
 # How far short of its declared duration a video may end before it counts as truncated (s).
 TRUNCATION_SLACK = 0.5
 
@@ -100,6 +102,7 @@ def iter_decoded(
                     if t < next_time - 1e-6:
                         continue
                     next_time = start + (math.floor((t - start) / step + 1e-6) + 1) * step
+                frame_read(t - start)  # live progress (pipeline.progress)
                 yield t, frame
         except av.FFmpegError as e:
             raise VideoDecodeError(f"{path}: video decode failed ({e})") from e

@@ -16,7 +16,7 @@ Without a group (``ClipSink()``) the sink only collects: :meth:`close` returns t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import h5py
@@ -36,8 +36,11 @@ class ClipSink:
         group: h5py.Group | None = None,
         spill_bytes: int = 64 * 2**20,
         compression: Compression = "gzip",
+        on_rows: Callable[[np.ndarray], None] | None = None,
     ) -> None:
+        """``on_rows``: called with the timestamps of every appended block (live progress)."""
         self.group = group
+        self.on_rows = on_rows
         self.spill_bytes = spill_bytes
         self.compression = compression
         self._blocks: dict[str, list[np.ndarray]] = {}
@@ -78,6 +81,8 @@ class ClipSink:
         self._names = names
         if n == 0:
             return
+        if self.on_rows is not None:
+            self.on_rows(rows[TIMESTAMPS])
         self._n += n
         if self._spilled:
             for name, a in rows.items():

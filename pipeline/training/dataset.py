@@ -1,6 +1,7 @@
 """A torch Dataset of aligned multi-modality windows over the feature shards.
 
-One item is a clip: ``{"index": int, "target": tensor, "views": [view, ...]}`` where each
+One item is a clip: ``{"index": int, "clip_id": str, "target": tensor, "views": [view, ...]}``
+(no ``target`` when the dataset has no targets) where each
 view is ``{modality: {"x": (steps, ...) tensor, "mask": (steps,) bool tensor}}``. The cutting
 (same times for all modalities, two random views for MPUC, centred window for evaluation,
 lazy per-process HDF5 handles, ``(seed, epoch, index)`` randomness) is
@@ -31,9 +32,9 @@ class WindowDataset(WindowSet, Dataset):
     def __init__(
         self,
         feature_dirs: Mapping[str, str | Path],
-        inputs: Mapping[str, InputConfig],
+        inputs: Mapping[str, InputConfig | Mapping[str, Any]],
         clip_ids: Sequence[str],
-        targets: np.ndarray,
+        targets: np.ndarray | None = None,
         durations: Sequence[float] | None = None,
         window_seconds: float = 0.0,
         views: int = 1,
@@ -45,6 +46,9 @@ class WindowDataset(WindowSet, Dataset):
         prefetch_factor: int = 2,
         eval_at: str = "centre",
     ) -> None:
+        from ..api import input_config  # mappings of fields, as iter_windows takes them
+
+        inputs = {m: input_config(spec) for m, spec in inputs.items()}
         super().__init__(
             feature_dirs, inputs, clip_ids, targets, durations=durations,
             window_seconds=window_seconds, views=views, random_windows=random_windows,
@@ -63,7 +67,10 @@ class WindowDataset(WindowSet, Dataset):
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         item = super().__getitem__(key)
         i = item["index"]
-        return {"index": i, "target": torch.as_tensor(self.targets[i]), "views": item["views"]}
+        out = {"index": i, "clip_id": item["clip_id"], "views": item["views"]}
+        if self.targets is not None:
+            out["target"] = torch.as_tensor(self.targets[i])
+        return out
 
 
 __all__ = ["DataError", "WindowDataset", "fit_standardizer"]

@@ -45,6 +45,7 @@ class FoldOutcome:
     y_true: np.ndarray
     y_pred: np.ndarray
     fit: dict[str, float] = field(default_factory=dict)
+    clip_ids: tuple[str, ...] = ()  # the test clips, in the order of y_true and y_pred
 
 
 @dataclass
@@ -146,7 +147,8 @@ class Evaluator:
             ckpt,
         )
         preds = probe_predict(model, feats["test"], data.labels.multi_label, self.ctx.device)
-        return self._outcome(sets["test"].targets, preds, result.summary())
+        return self._outcome(sets["test"].targets, preds, result.summary(),
+                             sets["test"].clip_ids)
 
     # -- supervised baselines ------------------------------------------------------------
     def _supervised(self, method: str, mods: tuple[str, ...], fold: Fold):
@@ -230,11 +232,14 @@ class Evaluator:
             heads=self.cfg.attention.heads,
         )
         result = fit(task, optim, self.train_cfg.seed, ckpt, f"{name} fold {fold.number}")
-        return self._outcome(test_ds.targets, task.predict(test_ds), result.summary())
+        return self._outcome(test_ds.targets, task.predict(test_ds), result.summary(),
+                             test_ds.clip_ids)
 
-    def _outcome(self, y_true: np.ndarray, y_pred: np.ndarray, fit_summary) -> FoldOutcome:
+    def _outcome(
+        self, y_true: np.ndarray, y_pred: np.ndarray, fit_summary, clip_ids=()
+    ) -> FoldOutcome:
         metrics = metrics_for(self.data.labels, y_true, y_pred)
-        return FoldOutcome(metrics, y_true, y_pred, fit_summary)
+        return FoldOutcome(metrics, y_true, y_pred, fit_summary, tuple(clip_ids))
 
 
 def segment_inputs(cfg: TrainConfig, qh: QianHanConfig) -> dict[str, InputConfig]:

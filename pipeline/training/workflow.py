@@ -8,7 +8,7 @@ Outputs (``<root>/data/...``):
 - ``reports/<corpus>/pretrain.json`` (metrics), ``pretrain_curves/fold-<k>.csv`` (losses
   per epoch, plots).
 - ``reports/<corpus>/evaluate.json`` (metrics), ``confusion/<method>.csv`` (plots),
-  ``report.md``.
+  ``report.md``, ``predictions.csv`` (per test clip, :mod:`.predictions`).
 
 Training state lives in ``<train.checkpoint_dir>/<corpus>/training`` (outside the DVC outs):
 an interrupted stage resumes there, and a stage rerun with unchanged inputs and code reuses
@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import progress as live
 from ..config import Params, to_dict
 from ..manifest import dump_json
 from ..paths import Layout
@@ -37,6 +38,7 @@ from .evaluate import Evaluator, model_params
 from .loops.pretrain import pretrain_fold
 from .metrics import one_class_labels, summarize
 from .paper_cells import split_facts
+from .predictions import predictions_of, write_predictions
 from .report import confusion_rows, evaluation_summary, finite, write_evaluation
 
 log = logging.getLogger(__name__)
@@ -61,8 +63,10 @@ def run_pretrain(params: Params, root: str | Path = ".") -> int:
     ec: EvaluateConfig = params.section("evaluate")
     corpus = params.corpus.name
     out = models_dir(root, corpus, tc.scheme)
-    with distributed(tc.device, tc.threads, tc.precision) as ctx:
+    with distributed(tc.device, tc.threads, tc.precision) as ctx, \
+            live.TrainingProgress("pretrain", show=ctx.is_main) as bar:
         data = CorpusData(Layout(corpus, root=root), tc, ec.task, ec.multilabel_threshold)
+        bar.expect(len(tc.run_seeds()) * len(data.folds()))
         per_fold, curves, written = {}, {}, set()
         timing: dict[str, dict[str, float]] = {}
         for seed in tc.run_seeds():
@@ -87,7 +91,9 @@ def run_pretrain(params: Params, root: str | Path = ".") -> int:
                     sync=ctx.barrier,
                 )
                 t0 = time.perf_counter()
+                bar.begin(f"fold {run}")
                 res = pretrain_fold(data, fold, tcs, pc, ctx, ckpt)
+                bar.end()
                 _tally(timing, "pretrain", time.perf_counter() - t0, res.fit.epochs)
                 per_fold[run] = res.metrics
                 curves[run] = res.fit.history
@@ -166,11 +172,13 @@ def run_evaluate(params: Params, root: str | Path = ".", paper: dict | None = No
     tc: TrainConfig = params.section("train")
     ec: EvaluateConfig = params.section("evaluate")
     corpus = params.corpus.name
-    with distributed(tc.device, tc.threads, tc.precision) as ctx:
+    with distributed(tc.device, tc.threads, tc.precision) as ctx, \
+            live.TrainingProgress("evaluate", show=ctx.is_main) as bar:
         data = CorpusData(Layout(corpus, root=root), tc, ec.task, ec.multilabel_threshold)
         folds = data.folds()
         per_method: dict[str, dict[str, dict[str, float]]] = {}
         confusions: dict[str, list[list[str]]] = {}
+        predictions = []
         timing: dict[str, dict[str, float]] = {}
         modalities: dict[str, tuple[str, ...]] = {}
         one_class: dict[tuple[str, str], set[str]] = {}
@@ -186,11 +194,14 @@ def run_evaluate(params: Params, root: str | Path = ".", paper: dict | None = No
                 checkpoint_dir(root, tc, corpus),
                 tc.run_suffix(seed),
             )
+            bar.expect(len(tc.run_seeds()) * len(list(ev.runs())) * len(folds))
             for name, method, mods in ev.runs():
                 for fold in folds:
                     run = f"{fold.number}{ev.run_suffix}"
                     t0 = time.perf_counter()
+                    bar.begin(f"{name} fold {run}")
                     outcome = ev.run(name, method, mods, fold)
+                    bar.end()
                     _tally(timing, name, time.perf_counter() - t0, outcome.fit.get("epochs", 0))
                     per_method.setdefault(name, {})[run] = outcome.metrics
                     modalities[name] = mods
@@ -200,6 +211,9 @@ def run_evaluate(params: Params, root: str | Path = ".", paper: dict | None = No
                     confusions.setdefault(name, []).extend(
                         confusion_rows(data.labels, outcome.y_true, outcome.y_pred)
                     )
+                    predictions += predictions_of(data.labels, name, run, fold.number, seed,
+                                                  outcome.clip_ids, outcome.y_true,
+                                                  outcome.y_pred)
                     log.info("%s fold %s: %s", name, run, _short(outcome.metrics))
         if ctx.is_main:
             reference = {f.number: majority_accuracy(data, f) for f in folds}
@@ -217,6 +231,7 @@ def run_evaluate(params: Params, root: str | Path = ".", paper: dict | None = No
             pre = rep / "pretrain.json"
             pretrain = json.loads(pre.read_text()) if pre.exists() else None
             write_evaluation(rep, doc, confusions, pretrain)
+            write_predictions(rep / "predictions.csv", predictions)
             write_timing(rep / "timing-evaluate.json", timing)
         ctx.barrier()
     return 0

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from ... import progress as live
 from ..checkpoint import Checkpointer
 from ..config import OptimConfig
 from ..distributed import current_rank, from_rank0, rank_seed, sum_over_ranks
@@ -181,8 +182,8 @@ def fit(
         stop = bool(cfg.patience) and bad >= cfg.patience
         result.stopped_early = stop
         last = stop or epoch + 1 >= cfg.max_epochs
-        if epoch % 50 == 0 or last:
-            log.info("%s epoch %d: %s", name, epoch, _fmt(row))
+        log.debug("%s epoch %d: %s", name, epoch, _fmt(row))  # every epoch at -v
+        live.epoch_done(epoch + 1, cfg.max_epochs)
         if checkpointer is not None:
             checkpointer.maybe_save(
                 {
