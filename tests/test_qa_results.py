@@ -71,7 +71,10 @@ def test_the_sample_results_page(sample_clips, project_factory, tmp_path, one_to
         assert f">{section}</h2>" in text, section
     headline = text[text.index(">Results</h2>"): text.index(">Per fold</h2>")]
     assert re.search(r"\d+\.\d\d ± \d+\.\d\d", headline)
-    assert "No paper number" not in headline and "Statistics the evaluation" not in headline
+    # no preset ran: the evaluation says so (paper null, paper_reason) and compared nothing
+    assert "No paper number beside these: the run is not a paper preset" in headline
+    assert "The evaluation reports no comparison between methods." in headline
+    assert "Statistics the evaluation" not in headline
     assert "in % of its test clips" in text
     examples = text[text.index(">Misclassified clips</h2>"):]
     assert re.search(r"<img src='face_[^']+\.png'", examples)
@@ -92,6 +95,6 @@ def test_the_sample_results_page(sample_clips, project_factory, tmp_path, one_to
     dom = browse(page, tmp_path / "profile", tmp_path / "results.png", height=7000)
     assert "Misclassified clips" in dom and "77.10 (paper)" in dom
 
-    doc.update(paper={"reason": "no preset ran", "value": None})
+    doc.update(paper=None, paper_reason="no preset ran")
     (reports / "evaluate.json").write_text(json.dumps(doc))
     assert "No paper number beside these: no preset ran." in build_report(lay).read_text()

@@ -98,8 +98,7 @@ def headline_section(rep: Page, doc: dict[str, Any]) -> None:
               f"({paper.get('source', 'source not given')}).", note=True)
     else:
         rep.table(rows)
-        reason = (paper or {}).get("reason") if isinstance(paper, dict) else None
-        reason = reason or doc.get("paper_reason")
+        reason = doc.get("paper_reason")  # evaluate.json: paper null, the reason beside it
         if reason:
             rep.p(f"No paper number beside these: {reason}.", note=True)
     comparisons = doc.get("comparisons")
