@@ -6,6 +6,8 @@ import json
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import h5py
@@ -15,7 +17,6 @@ import pytest
 from pipeline.cli import main as mer
 from pipeline.store.format import CLIPS_GROUP
 from pipeline.verify import verify
-from pipeline.verify.isolated import call_isolated
 from tests.conftest import REPO, make_project
 
 FEATURE = "spectrogram"
@@ -84,7 +85,8 @@ def flip_all(fdir: Path) -> dict:
                 flips += 1
                 problems = verify(fdir)  # must not raise (nor die), whatever the flip
                 try:  # in a child: some flips make HDF5 itself crash
-                    harmful = call_isolated(_read_all, shard) != want
+                    with ProcessPoolExecutor(1, mp_context=get_context("fork")) as pool:
+                        harmful = pool.submit(_read_all, shard).result() != want
                 except Exception:  # noqa: BLE001 - unreadable, or a crash, is harmful
                     harmful = True
                 damaging += harmful
