@@ -50,7 +50,7 @@ from .training.data import read_folds as _read_folds
 from .training.windowset import DataError, WindowSet
 
 if TYPE_CHECKING:
-    from .files import Extraction
+    from .file_extraction import Extraction
     from .training.dataset import WindowDataset
 
 
@@ -136,7 +136,7 @@ def extract(
     """Extract ``features`` (``mel``, ``spectrogram``, ``faces``, ``landmarks``, ``words``)
     of media files with the stages' extractors, cache and failure rules, no DVC.
 
-    ``files``: a list of paths gives an :class:`~pipeline.files.Extraction` (readers over
+    ``files``: a list of paths gives an :class:`~pipeline.file_extraction.Extraction` (readers over
     the shards, the clip id of each file, the failure rows); one path (not in a list) gives
     ``{feature: ClipFeatures}`` of that file, or raises
     :class:`~pipeline.features.ExtractionError` with the reason. ``params``: a ``Params``, the
@@ -146,7 +146,7 @@ def extract(
     ``n_jobs``: worker processes (default ``runner.n_jobs``, at most one per file).
     """
     with needs("pipeline.api.extract", "extract"):
-        from .files import extract_files
+        from .file_extraction import extract_files
 
     single = isinstance(files, (str, Path))
     listed = [files] if single else list(files)

@@ -1,31 +1,45 @@
 """The ``mer`` command: every stage outside DVC, plus tools to look at what was written.
 
-Exit codes: 0 success; 1 some clips failed and ``--strict`` (or ``runner.strict``) was set,
-or ``verify`` found a problem; 2 bad arguments or parameters; 3 missing input, or a missing
-optional dependency (one line names the extra to install: ``inspect`` and ``verify`` need
-none, ``train``/``evaluate`` need ``[train]`` and, to read params.yaml's extractor sections,
-``[extract]``; the stages ``[extract]`` and ``[pipeline]``; see :mod:`pipeline.extras`); 4
-the run
-itself failed (unreadable shards, a lost cluster, ...): one line says why, ``-v`` shows the
-traceback.
+Exit codes (:mod:`pipeline.exits`, listed by ``mer --help``): 0 success; 1 some clips failed
+and ``--strict`` (or ``runner.strict``) was set, or ``verify`` found a problem; 2 bad
+arguments or parameters; 3 missing input (a corpus, clip, file, model or earlier stage), or a
+missing optional dependency (one line names the extra to install: ``inspect`` and ``verify``
+need none, ``train``/``evaluate`` need ``[train]`` and, to read params.yaml's extractor
+sections, ``[extract]``; the stages ``[extract]`` and ``[pipeline]``; see
+:mod:`pipeline.extras`); 4 the run itself failed (unreadable shards, a lost cluster, ...);
+130 interrupted. An error is one line on stderr (``-v`` shows the traceback); with ``--json``
+stdout holds exactly one JSON document, an error's included.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import importlib
 import json
 import logging
+import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .config import ConfigError, Params, core_params_from_dict, params_from_dict
-from .extras import MissingExtraError, extra_for, missing_extra, needs
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MISSING, EXIT_ERROR = 0, 1, 2, 3, 4
+from . import __version__
+from .config import ConfigError, Params, core_params_from_dict, params_from_dict, read_yaml
+from .exits import (
+    CODES,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_MISSING,
+    EXIT_OK,
+    MissingInputError,
+    exit_code,
+    one_line,
+)
+from .extras import missing_extra, needs
 
 
 def _set_override(raw: dict[str, Any], assignment: str) -> None:
@@ -38,7 +52,7 @@ def _set_override(raw: dict[str, Any], assignment: str) -> None:
         node = node.setdefault(p, {})
         if not isinstance(node, dict):
             raise ConfigError(f"--set {key}: {p} is not a section")
-    node[parts[-1]] = yaml.safe_load(value) if value != "" else ""
+    node[parts[-1]] = read_yaml(f"--set {key}", value) if value != "" else ""
 
 
 def load_cli_params(args: argparse.Namespace, core_only: bool = False) -> Params:
@@ -47,7 +61,7 @@ def load_cli_params(args: argparse.Namespace, core_only: bool = False) -> Params
     path = Path(args.params)
     raw: dict[str, Any] = {}
     if path.exists():
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = read_yaml(path) or {}
     elif args.params != "params.yaml":
         raise ConfigError(f"parameter file not found: {path}")
     for assignment in args.set or []:
@@ -63,18 +77,37 @@ def load_cli_params(args: argparse.Namespace, core_only: bool = False) -> Params
         params = dataclasses.replace(
             params, runner=dataclasses.replace(params.runner, n_jobs=args.jobs)
         )
-    if getattr(args, "strict", False):
+    if getattr(args, "strict", False):  # any failure fails the command: ingest's or a stage's
         params = dataclasses.replace(
-            params, runner=dataclasses.replace(params.runner, strict=True)
+            params, runner=dataclasses.replace(params.runner, strict=True),
+            ingest=dataclasses.replace(params.ingest, strict=True),
         )
     return params
 
 
-def _emit(args: argparse.Namespace, obj: Any, text: str) -> None:
+def _print(text: str) -> None:
+    """Print to stdout; a reader that went away (``mer inspect ... | head``) ends the output
+    quietly, not with a BrokenPipeError."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        _drop_stdout()
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _emit(args: argparse.Namespace, obj: Any, text: str | None) -> None:
+    """A command's result: ``obj`` as the one JSON document with ``--json``, else ``text``
+    (None: the stage's own summary line, logged once, says it all)."""
     if args.json:
-        print(json.dumps(obj, indent=2, sort_keys=True, default=str))
-    elif not args.quiet:
-        print(text)
+        _print(json.dumps(obj, indent=2, sort_keys=True, default=str))
+    elif not args.quiet and text is not None:
+        _print(text)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -87,9 +120,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     code = run_ingest(params, args.root)
     lay = layout(params, args.root)
     warned = read_warnings(lay.warnings_csv("ingest"))
-    _emit(args, {"manifest": str(lay.clips_csv), "warned": len(warned), "exit": code},
-          f"wrote {lay.clips_csv}" + (f"; {len(warned)} clip(s) with a warning, see "
-                                       f"{lay.warnings_csv('ingest')}" if warned else ""))
+    _emit(args, {"manifest": str(lay.clips_csv), "warned": len(warned), "exit": code}, None)
     return code
 
 
@@ -100,7 +131,7 @@ def cmd_folds(args: argparse.Namespace) -> int:
     params = load_cli_params(args)
     code = run_folds(params, args.root)
     lay = layout(params, args.root)
-    _emit(args, {"folds": str(lay.folds_dir)}, f"wrote {lay.folds_dir}")
+    _emit(args, {"folds": str(lay.folds_dir), "exit": code}, None)
     return code
 
 
@@ -109,26 +140,28 @@ def cmd_extract(args: argparse.Namespace) -> int:
     from .manifest import read_failures
 
     with needs(", ".join(args.features), "extract"):
+        from .features import get_extractor_class
         from .workflow import feature_records, layout, run_feature, run_ingest
 
+    for feature in args.features:  # a mistyped stage stops here, before anything is written
+        get_extractor_class(feature)
     params = load_cli_params(args)
     lay = layout(params, args.root)
     if args.ingest or not lay.clips_csv.exists():
         run_ingest(params, args.root)
     code = 0
+    stages = []
     for feature in args.features:
         out = Path(args.out) / feature if args.out else None
         code = max(code, run_feature(params, feature, args.root, progress=not args.quiet,
                                      out_dir=out))
         failures_csv, metrics_json, warnings_csv = feature_records(lay, feature, out)
-        fails = read_failures(failures_csv)
-        warned = read_warnings(warnings_csv)
-        where = out or lay.features_dir(feature)
-        _emit(args, {"feature": feature, "out": str(where), "failed": len(fails),
-                     "warned": len(warned), "failures": str(failures_csv),
-                     "warnings": str(warnings_csv), "metrics": str(metrics_json)},
-              f"{feature}: wrote {where} ({len(fails)} failed clip(s), see {failures_csv}; "
-              f"{len(warned)} with a warning, see {warnings_csv}; metrics in {metrics_json})")
+        stages.append({"feature": feature, "out": str(out or lay.features_dir(feature)),
+                       "failed": len(read_failures(failures_csv)),
+                       "warned": len(read_warnings(warnings_csv)),
+                       "failures": str(failures_csv), "warnings": str(warnings_csv),
+                       "metrics": str(metrics_json)})
+    _emit(args, {"stages": stages, "exit": code}, None)
     return code
 
 
@@ -136,10 +169,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from .inspect import describe
 
     info = describe(Path(args.path))
-    if args.json:
-        print(json.dumps(info, indent=2, sort_keys=True, default=str))
-    elif not args.quiet:
-        print(yaml.safe_dump(info, sort_keys=False, width=100).rstrip())
+    _emit(args, info, yaml.safe_dump(info, sort_keys=False, width=100).rstrip())
     return EXIT_OK
 
 
@@ -211,10 +241,14 @@ def cmd_export_csd(args: argparse.Namespace) -> int:
 
 def cmd_import_csd(args: argparse.Namespace) -> int:
     with needs("the import-csd command", "extract"):
-        from .interop.csd import import_csd
+        from .interop.csd import import_csd, import_failures_csv
+        from .manifest import read_failures
 
     out = import_csd(args.csd, args.out, feature=args.feature or "")
-    _emit(args, {"features": str(out)}, f"wrote {out}")
+    refused = import_failures_csv(out)
+    n = len(read_failures(refused))
+    _emit(args, {"features": str(out), "failed": n, "failures": str(refused)},
+          f"wrote {out}" + (f"; {n} entr(ies) not imported, see {refused}" if n else ""))
     return EXIT_OK
 
 
@@ -248,8 +282,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _optional(module: str, attr: str, what: str, extra: str):
     """``module.attr``; a missing optional dependency names ``extra``."""
-    import importlib
-
     with needs(what, extra):
         return getattr(importlib.import_module(module), attr)
 
@@ -262,11 +294,25 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     lay = layout(params, args.root)
     from .ids import check_name
+    from .store import FeatureReader
+    from .store.format import INDEX_NAME
 
     check_name(args.clip, "clip id", "the command line")
     out = Path(args.out or f"{args.what}-{args.clip}.png")
     faces = lay.features_dir("faces")
     marks = lay.features_dir("landmarks") if args.what == "landmarks" else None
+    for stage, where in (("faces", faces), ("landmarks", marks)):
+        if where is None:
+            continue
+        if not (where / INDEX_NAME).is_file():
+            raise MissingInputError(f"no {stage} features in {where}: run mer extract {stage}")
+        with FeatureReader(where) as reader:
+            if args.clip not in reader:
+                raise MissingInputError(
+                    f"clip {args.clip} is not in {where} (its {reader.feature} has "
+                    f"{len(reader)} clips, e.g. {', '.join(reader.clip_ids[:3])}); see "
+                    f"{lay.failures_csv(stage)} for clips that failed"
+                )
     montage(faces, args.clip, out, landmarks_dir=marks)
     _emit(args, {"png": str(out)}, f"wrote {out}")
     return EXIT_OK
@@ -279,7 +325,9 @@ def _run_with_params(args: argparse.Namespace, module: str, attr: str, what: str
     with needs(what, extra):
         run = _optional(module, attr, what, extra)
         params = load_cli_params(args)
-    return int(run(params, args.root) or 0)
+    code = int(run(params, args.root) or 0)
+    _emit(args, {"command": args.command, "exit": code}, None)
+    return code
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -325,19 +373,21 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="machine-readable output")
     common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
-    ap = argparse.ArgumentParser(
+    ap = _TopParser(
         prog="mer", description="Multimodal emotion recognition feature pipeline.",
-        epilog="Exit codes: 0 ok, 1 failures (strict) or verify problems, 2 usage, 3 missing "
-        "input or missing extra (pip install mer-pipeline[extract|train|pipeline]).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="exit codes:\n" + "\n".join(f"  {code:<4}{what}" for code, what in CODES.items()),
     )
+    ap.add_argument("--version", action="version", version=version_line())
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("ingest", parents=[common], help="corpus -> manifests/<corpus>/clips.csv")
-    p.add_argument("--strict", action="store_true")
+    p.add_argument("--strict", action="store_true", help="exit 1 if any clip failed")
     p.set_defaults(func=cmd_ingest)
     p = sub.add_parser("folds", parents=[common], help="fold manifests from clips.csv")
     p.set_defaults(func=cmd_folds)
     p = sub.add_parser("extract", parents=[common], help="run extraction stage(s) outside DVC")
-    p.add_argument("features", nargs="+", metavar="STAGE", help="mel, spectrogram, ...")
+    p.add_argument("features", nargs="+", metavar="STAGE",
+                   help="extraction stage(s): mel, spectrogram, ... (mer --help lists them)")
     p.add_argument("--out", help="write STAGE's shards to OUT/STAGE instead of data/features")
     p.add_argument("--ingest", action="store_true", help="re-ingest the corpus first")
     p.add_argument("-j", "--jobs", type=int, help="worker processes (runner.n_jobs)")
@@ -391,7 +441,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cut-features", default="mel",
                    help="lhotse: the feature that becomes cut.features (default mel)")
     p.set_defaults(func=cmd_export)
-    p = sub.add_parser("show", parents=[common], help="PNG montage of a clip's crops")
+    p = sub.add_parser("show", parents=[common], help="PNG montage of a clip's crops",
+                       description="A PNG montage of one clip's face crops (with landmarks "
+                       "drawn). Exit 3 when the clip, or the features, are not there.")
     p.add_argument("what", choices=["faces", "landmarks"])
     p.add_argument("clip")
     p.add_argument("--out", help="PNG path (default WHAT-CLIP.png)")
@@ -417,6 +469,37 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+class _TopParser(argparse.ArgumentParser):
+    """``mer --help`` ends with the stages and corpus adapters, read from their registries
+    when the help is shown (the registries import the extraction stack)."""
+
+    def format_help(self) -> str:
+        return super().format_help() + "\n" + registries_help()
+
+
+def registries_help() -> str:
+    """The extraction stages and corpus adapters this installation knows, from their
+    registries (or the extra that brings them)."""
+    lines = []
+    for what, module, attr, extra in (
+        ("extraction stages (mer extract STAGE)", "pipeline.features", "EXTRACTORS", "extract"),
+        ("corpus adapters (--adapter NAME)", "pipeline.corpora", "ADAPTERS", "extract"),
+    ):
+        try:
+            names = ", ".join(sorted(getattr(importlib.import_module(module), attr)))
+        except ImportError:
+            names = f"(pip install mer-pipeline[{extra}] to list them)"
+        lines.append(f"{what}:\n  {names}")
+    return "\n".join(lines) + "\n"
+
+
+def version_line() -> str:
+    from .store.format import READABLE_SCHEMAS, SCHEMA_VERSION
+
+    return (f"mer-pipeline {__version__} (writes feature schema {SCHEMA_VERSION}, reads "
+            f"{', '.join(map(str, READABLE_SCHEMAS))})")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from . import progress
@@ -426,32 +509,28 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except MissingExtraError as e:
-        print(f"mer: {e}", file=sys.stderr)
-        return EXIT_MISSING
-    except ModuleNotFoundError as e:  # an optional module imported where no needs() names it
-        if not extra_for(e.name or ""):
-            return _failed(args, e)
-        print(f"mer: {missing_extra(f'the {args.command} command', e)}", file=sys.stderr)
-        return EXIT_MISSING
-    except ConfigError as e:
-        print(f"mer: bad parameters: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except FileNotFoundError as e:
-        print(f"mer: {e}", file=sys.stderr)
-        return EXIT_MISSING
-    except ValueError as e:
-        print(f"mer: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except Exception as e:  # noqa: BLE001 - one clear line instead of a traceback
+    except BrokenPipeError:  # stdout closed by its reader: nothing left to say
+        _drop_stdout()
+        return EXIT_OK
+    except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - one clear line, one code
         return _failed(args, e)
 
 
-def _failed(args: argparse.Namespace, e: Exception) -> int:
-    if args.verbose:
-        raise e
-    print(f"mer: failed: {type(e).__name__}: {e} (-v shows the traceback)", file=sys.stderr)
-    return EXIT_ERROR
+def _failed(args: argparse.Namespace, e: BaseException) -> int:
+    """Report ``e`` in one line (stderr; with ``--json`` also as the JSON document on
+    stdout) and return its exit code; ``-v`` prints the traceback first."""
+    if isinstance(e, ModuleNotFoundError) and exit_code(e) == EXIT_MISSING:
+        e = missing_extra(f"the {args.command} command", e)
+    code = exit_code(e)
+    shown = args.verbose and code not in (EXIT_MISSING, EXIT_INTERRUPTED)
+    if shown:
+        traceback.print_exception(e)
+    line = one_line(e, shown)
+    if args.json:
+        _print(json.dumps({"ok": False, "exit": code, "error": line}, indent=2))
+    with contextlib.suppress(BrokenPipeError):
+        print(f"mer: {line}", file=sys.stderr, flush=True)
+    return code
 
 
 if __name__ == "__main__":

@@ -30,13 +30,20 @@ class CorpusConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
     def validate(self, key: str) -> None:
-        from .ids import is_valid_name
+        check_safe_name(self.name, f"{key}.name", "corpus name", "manifests/<name>/")
 
-        if not is_valid_name(self.name):
-            raise ConfigError(
-                f"{key}.name: {self.name!r} is not a safe corpus name (it becomes a folder "
-                f"name: letters, digits, '.', '_' and '-' only, not starting with '.')"
-            )
+
+def check_safe_name(name: str, key: str, what: str, becomes: str) -> None:
+    """ConfigError unless ``name`` (a parameter that becomes a file or folder name) follows
+    the one rule for such names (:mod:`pipeline.ids`), so no parameter can point a write
+    outside its directory."""
+    from .ids import is_valid_name
+
+    if not is_valid_name(name):
+        raise ConfigError(
+            f"{key}: {name!r} is not a safe {what} (it becomes a file or folder name, "
+            f"{becomes}: letters, digits, '.', '_' and '-' only, not starting with '.')"
+        )
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,10 @@ class FoldScheme:
     # different parts, as in the MPUC code's random split. Test clips then have near-copies
     # in training; the folds stage warns and the reports say so. For measuring that leak only.
     leaky: bool = False
+
+    def validate(self, key: str) -> None:
+        check_safe_name(self.name, f"{key}.name", "fold scheme name",
+                        "manifests/<corpus>/folds/<name>.json")
 
 
 @dataclass(frozen=True)
@@ -254,13 +265,29 @@ def to_dict(obj: Any) -> dict[str, Any]:
 
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate ``params.yaml``."""
-    import yaml  # here, not at the top: pipeline.api imports this module and reads no YAML
-
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"parameter file not found: {path}")
-    raw = yaml.safe_load(path.read_text()) or {}
-    return params_from_dict(raw)
+    return params_from_dict(read_yaml(path) or {})
+
+
+def read_yaml(path: str | Path, text: str | None = None) -> Any:
+    """The data of a YAML file (or of ``text``, read from ``path``): plain YAML only. A
+    syntax error or a tag (``!!python/object``, ``!include``) is a :class:`ConfigError`
+    naming the file and line, not a crash."""
+    import yaml  # here, not at the top: pipeline.api imports this module and reads no YAML
+
+    from .files import read_text
+
+    if text is None:
+        text = read_text(path, errors="replace")
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        what = getattr(e, "problem", None) or str(e).split("\n", 1)[0]
+        raise ConfigError(f"{path}{where}: not plain YAML ({what})") from None
 
 
 def core_params_from_dict(raw: dict[str, Any]) -> Params:

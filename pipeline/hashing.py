@@ -14,12 +14,15 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .files import open_regular
+
 _MEMO: dict[tuple[str, int, int], str] = {}
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """sha256 of a regular file's bytes (a FIFO or a device is refused, never waited on)."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_regular(path, Path(path).name) as f:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()

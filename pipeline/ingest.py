@@ -1,7 +1,19 @@
-"""Turn a corpus on disk into a clip manifest: adapter records + container probe + hash."""
+"""Turn a corpus on disk into a clip manifest: adapter records + container probe + hash.
+
+1. The adapter yields clips; each clip's media (and separate audio file) is opened once,
+   refused unless it is a regular file (:mod:`pipeline.files`: a FIFO never blocks ingest),
+   hashed, and probed from that same open file. Messages name files as the manifest does
+   (relative to the corpus root), never as a symlink's target.
+2. The clip's cut, word times and transcript are checked against the media's duration
+   (:func:`check_times`, :mod:`pipeline.text.limits`); a separate audio file that is far
+   longer or shorter than the media is kept with a warning.
+3. A clip that fails a check is a failure row with the reason; so is each file or row the
+   adapter skipped, under the id its clip would have had. The rest go to the manifest.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from dataclasses import dataclass, field
@@ -9,10 +21,13 @@ from pathlib import Path
 
 from .clip_warnings import ClipWarning
 from .corpora import Clip, CorpusAdapter
-from .hashing import file_sha256
+from .features.audio import DURATION_SLACK  # a separate audio file's length: the same slack
+from .files import open_regular
 from .manifest import Failure, ManifestEntry
-from .media import ProbeError, probe
+from .media import MediaInfo, ProbeError
+from .media.probe import probe_file
 from .text.alignment import WORD_TIMES_KEY, parse_word_times
+from .text.limits import max_words, transcript_problem
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +60,21 @@ def ingest(adapter: CorpusAdapter) -> IngestResult:
         try:
             path = _inside(adapter.root, clip.path)
             if path not in probed:
-                probed[path] = (probe(path), file_sha256(path))
+                probed[path] = probe_and_hash(path, clip.path)
             info, sha = probed[path]
-            if doubt := check_times(clip, info.duration):
-                log.warning("ingest: %s: %s", clip.clip_id, doubt)
-                warnings.append(ClipWarning(clip.clip_id, "ingest", doubt))
-            audio_sha = _audio_file(adapter.root, clip, probed)
+            doubts = [check_times(clip, info.duration)]
+            seconds = (clip.end - clip.start) if clip.end > 0 else info.duration - clip.start
+            if why := transcript_problem(clip.transcript, seconds):
+                raise ValueError(f"{clip.meta.get('transcript_file', clip.path)}: {why}")
+            audio_sha, audio_doubt = _audio_file(adapter.root, clip, probed, info)
+            doubts.append(audio_doubt)
         except (ProbeError, ValueError, OSError) as e:
             log.warning("ingest: %s: %s", clip.clip_id, e)
             failures.append(Failure(clip.clip_id, "ingest", str(e), type(e).__name__))
             continue
+        for doubt in filter(None, doubts):
+            log.warning("ingest: %s: %s", clip.clip_id, doubt)
+            warnings.append(ClipWarning(clip.clip_id, "ingest", doubt))
         entries.append(
             ManifestEntry(
                 clip_id=clip.clip_id,
@@ -84,9 +104,26 @@ def ingest(adapter: CorpusAdapter) -> IngestResult:
                                       else {})},  # fmt: skip
             )
         )
-    for rel, why in getattr(adapter, "skipped", []):
-        failures.append(Failure(Path(rel).stem, "ingest", f"skipped {rel}: {why}", "ValueError"))
+    for rel, why, *cid in getattr(adapter, "skipped", []):
+        clip_id = cid[0] if cid else adapter.skipped_id(rel)
+        failures.append(Failure(clip_id, "ingest", f"skipped {rel}: {why}", "ValueError"))
     return IngestResult(entries, failures, warnings)
+
+
+def probe_and_hash(path: Path, name: str) -> tuple[MediaInfo, str]:
+    """Probe facts and sha256 of one open file (so both are of the same bytes), refused
+    unless it is a regular file; messages call it ``name``."""
+    try:
+        f = open_regular(path, name)
+    except FileNotFoundError:
+        raise ProbeError(f"{name}: file not found") from None
+    except OSError as e:
+        raise ProbeError(str(e) if e.filename is None else f"{name}: {e.strerror}") from None
+    with f:
+        h = hashlib.sha256()
+        while block := f.read(1 << 20):
+            h.update(block)
+        return probe_file(f, name), h.hexdigest()
 
 
 TIME_SLACK = 0.5  # seconds a cut or a word time may pass the media's end (rounding, codecs)
@@ -122,7 +159,11 @@ def check_times(clip: Clip, media_seconds: float) -> str:
         return doubt
     span = (end - start) if end else media_seconds - start
     where = clip.meta.get("transcript_file", clip.path)
-    for word, ws, we in parse_word_times(raw):
+    words = parse_word_times(raw)
+    if span > 0 and len(words) > max_words(span):
+        raise ValueError(f"{where}: {len(words)} timed words for a clip of {span:.2f} s (at "
+                         f"most {max_words(span)}): they cannot belong to this clip")
+    for word, ws, we in words:
         if not (math.isfinite(ws) and math.isfinite(we)) or ws < -TIME_SLACK or we < ws:
             raise ValueError(f"{where}: word {word!r} has times {ws}..{we} s, not a valid span")
         if span > 0 and ws > span + TIME_SLACK:
@@ -133,25 +174,34 @@ def check_times(clip: Clip, media_seconds: float) -> str:
     return doubt
 
 
-def _audio_file(root: Path, clip: Clip, probed: dict[Path, tuple]) -> str:
+def _audio_file(
+    root: Path, clip: Clip, probed: dict[Path, tuple], media: MediaInfo
+) -> tuple[str, str]:
     """The sha256 of the clip's separate audio file ("" when it has none), after checking it
-    is inside the root and holds an audio track. A declared file that is missing or holds no
-    sound fails the clip: its audio must not come quietly from another source."""
+    is inside the root and holds an audio track, and a warning ("" when none) when it is far
+    longer or shorter than the media. A declared file that is missing or holds no sound fails
+    the clip: its audio must not come quietly from another source."""
     if not clip.audio_path:
-        return ""
+        return "", ""
     try:
         path = _inside(root, clip.audio_path)
     except ValueError as e:
         raise ValueError(f"its audio file {e}") from e
     if path not in probed:
         try:
-            probed[path] = (probe(path), file_sha256(path))
+            probed[path] = probe_and_hash(path, clip.audio_path)
         except ProbeError as e:
-            raise ProbeError(f"its audio file {clip.audio_path}: {e}") from e
+            raise ProbeError(f"its audio file {e}") from e
     info, sha = probed[path]
     if not info.has_audio:
         raise ProbeError(f"its audio file {clip.audio_path} has no audio track")
-    return sha
+    doubt = ""
+    if media.duration > 0 and abs(info.duration - media.duration) > DURATION_SLACK:
+        what = "video" if media.has_video else "media"
+        doubt = (f"its audio file {clip.audio_path} lasts {info.duration:.2f} s but its "
+                 f"{what} {clip.path} {media.duration:.2f} s (more than {DURATION_SLACK} s "
+                 f"apart): the audio may be another take, or offset from the {what}")
+    return sha, doubt
 
 
 def _inside(root: Path, rel: str) -> Path:

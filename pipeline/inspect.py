@@ -10,6 +10,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from .files import check_regular
 from .store import FeatureReader
 from .store.format import (
     CLIPS_GROUP,
@@ -19,6 +20,7 @@ from .store.format import (
 
 
 def _shard_summary(path: Path) -> dict[str, Any]:
+    check_regular(path)  # HDF5 would wait on a FIFO
     with h5py.File(path, "r") as f:
         attrs = {k: f.attrs[k] for k in f.attrs}
         clips = f[CLIPS_GROUP]

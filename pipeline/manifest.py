@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .files import text_file
 from .ids import check_name
 from .store.writer import atomic_write_text
 
@@ -175,7 +177,7 @@ def read_manifest(path: str | Path) -> list[ManifestEntry]:
 
 
 def _read_rows(path: Path) -> list[ManifestEntry]:
-    with open(path, newline="", encoding="utf-8") as f:
+    with text_file(path, encoding="utf-8") as f:
         reader = csv.DictReader(f)
         missing = [c for c in ("clip_id", "path") if c not in (reader.fieldnames or [])]
         if missing:
@@ -209,18 +211,39 @@ class Failure:
     exception_type: str
 
 
-def write_failures(path: str | Path, failures: Iterable[Failure]) -> None:
-    """Write the failure table (header only when nothing failed)."""
+def write_failures(
+    path: str | Path, failures: Iterable[Failure], roots: Sequence[tuple[Path, str]] = ()
+) -> None:
+    """Write the failure table (header only when nothing failed), each reason as
+    :func:`plain_reason` makes it with ``roots``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = [list(FAILURE_COLUMNS)] + [
-        [f.clip_id, f.stage, f.reason, f.exception_type] for f in failures
+        [f.clip_id, f.stage, plain_reason(f.reason, roots), f.exception_type] for f in failures
     ]
     atomic_write_text(path, _csv_text(rows))
 
 
+def plain_reason(reason: str, roots: Sequence[tuple[Path, str]] = ()) -> str:
+    """A failure reason as stored: no ``[Errno N]``, and each path under one of ``roots``
+    (``(folder, what to call it)``) relative to it, so the table holds no absolute path of
+    this machine (the same inputs give the same bytes on any checkout)."""
+    from .exits import plain
+
+    text = plain(reason)
+    forms = sorted({(str(form), what) for root, what in roots
+                    for form in (Path(root).absolute(), Path(root).resolve())},
+                   key=lambda fw: -len(fw[0]))  # the deepest folder first
+    for form, what in forms:
+        if form == "/":
+            continue
+        text = text.replace(form + "/", "")
+        text = re.sub(re.escape(form) + r"(?![\w.-])", what, text)
+    return text
+
+
 def read_failures(path: str | Path) -> list[Failure]:
-    with open(path, newline="") as f:
+    with text_file(path, encoding="utf-8") as f:
         return [Failure(**row) for row in csv.DictReader(f)]
 
 

@@ -37,7 +37,8 @@ from typing import Any
 
 import yaml
 
-from .config import ConfigError, Params, params_from_dict
+from .config import ConfigError, Params, params_from_dict, read_yaml
+from .ids import check_name
 from .manifest import dump_json
 from .store.writer import atomic_write_text
 from .training.paper_cells import check_paper, match_cells
@@ -66,7 +67,7 @@ def preset_path(name: str, root: str | Path = ".") -> Path:
 
 
 def load_preset(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    doc = yaml.safe_load(path.read_text()) or {}
+    doc = read_yaml(path) or {}
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: a preset is a mapping")
     unknown = sorted(set(doc) - PRESET_KEYS)
@@ -141,10 +142,11 @@ def reproduce(
     path = preset_path(name, root)
     preset = load_preset(path)
     base_path = Path(base) if Path(base).is_absolute() else root / base
-    base_raw = yaml.safe_load(base_path.read_text()) if base_path.exists() else {}
+    base_raw = read_yaml(base_path) if base_path.exists() else {}
     raw = resolve(preset, base_raw or {}, corpus, smoke, overrides)
     params = params_from_dict(raw)
-    out = reports_dir(root, params.corpus.name) / "reproduce" / path.stem
+    out = reports_dir(root, params.corpus.name) / "reproduce" / check_name(
+        path.stem, "preset name", str(path))
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "params.yaml", yaml.safe_dump(raw, sort_keys=False))
 
@@ -297,7 +299,7 @@ def preset_params(name: str, root: str | Path = ".", smoke: bool = False) -> Par
     base = root / "params.yaml"
     raw = resolve(
         load_preset(preset_path(name, root)),
-        yaml.safe_load(base.read_text()) if base.exists() else {},
+        read_yaml(base) if base.exists() else {},
         None,
         smoke,
     )

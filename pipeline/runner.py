@@ -275,7 +275,8 @@ def _extract_to_cache(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{HOST}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        with h5py.File(tmp, "w") as f:
+        tmp.unlink(missing_ok=True)  # "w-": created new (O_EXCL), never through a planted link
+        with h5py.File(tmp, "w-") as f:
             sink = ClipSink(
                 f.create_group(CACHE_GROUP),
                 spill_bytes=int(runner.spill_mb * 2**20),
@@ -485,7 +486,7 @@ def run_extraction(
             audio_seconds=sum(o.audio_seconds for o in outcomes if o.ok),
             n_workers=runner.n_jobs,
         )
-        log.info(
+        log.debug(  # the stage logs its one summary line (workflow.run_feature)
             "%s: extracted %d clip(s), reused %d from cache, %d failed, in %.1f s",
             feature,
             summary.n_extracted,

@@ -1,13 +1,16 @@
-"""Common entry for the DVC stage scripts in ``stages/``: logging, params, exit codes."""
+"""Common entry for the DVC stage scripts in ``stages/``: logging, params, and the exit codes
+of :mod:`pipeline.exits` (an error is one line naming the stage)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+import traceback
 from collections.abc import Callable
 
-from .config import ConfigError, Params, load_params
+from .config import Params, load_params
+from .exits import EXIT_ERROR, exit_code, one_line
 
 
 def stage_main(name: str, body: Callable[[Params], int], argv: list[str] | None = None) -> int:
@@ -24,8 +27,10 @@ def stage_main(name: str, body: Callable[[Params], int], argv: list[str] | None 
         stream=sys.stderr,
     )
     try:
-        params = load_params(args.params)
-    except ConfigError as e:
-        print(f"{name}: bad parameters: {e}", file=sys.stderr)
-        return 2
-    return body(params)
+        return body(load_params(args.params))
+    except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - one line, the documented code
+        code = exit_code(e)
+        if code == EXIT_ERROR:  # unexpected: the traceback goes to the stage's log
+            traceback.print_exception(e)
+        print(f"{name}: {one_line(e, code == EXIT_ERROR)}", file=sys.stderr)
+        return code

@@ -16,7 +16,8 @@ import h5py
 from .clip_warnings import collect_warnings, write_warnings
 from .config import Params
 from .corpora import ADAPTERS, get_adapter
-from .features import get_extractor_class
+from .exits import MissingInputError
+from .features import get_extractor_class, make_extractor
 from .folds import fold_manifest
 from .ingest import ingest
 from .locks import output_lock
@@ -39,20 +40,26 @@ def run_ingest(params: Params, root: str | Path = ".") -> int:
         params.corpus.adapter, Path(root) / params.corpus.root, params.corpus.options
     )
     result = ingest(adapter)
-    if not result.entries:
-        raise SystemExit(f"ingest: no clips found under {adapter.root}")
-    write_manifest(lay.clips_csv, result.entries)
-    write_failures(lay.failures_csv("ingest"), result.failures)
+    roots = _roots(params, root)
+    write_failures(lay.failures_csv("ingest"), result.failures, roots)
     write_warnings(lay.warnings_csv("ingest"), result.warnings)
-    log.info(
-        "ingest: %d clips -> %s; %d failures -> %s; %d with a warning -> %s",
-        len(result.entries),
-        lay.clips_csv,
-        len(result.failures),
-        lay.failures_csv("ingest"),
-        len(result.warnings),
-        lay.warnings_csv("ingest"),
-    )
+    if not result.entries:  # the previous manifest, if any, is left as it was
+        if result.failures:
+            raise MissingInputError(
+                f"ingest: none of the {len(result.failures)} clip(s) under {adapter.root} "
+                f"could be ingested; the reasons are in {lay.failures_csv('ingest')}"
+            )
+        raise MissingInputError(
+            f"ingest: no clips found under {adapter.root} (adapter {adapter.name}: no media "
+            f"files of its layout there); check corpus.root and corpus.adapter"
+        )
+    write_manifest(lay.clips_csv, result.entries)
+    log.log(
+        logging.WARNING if result.failures or result.warnings else logging.INFO,
+        "ingest: %d clips in %s; %d failed (%s), %d with a warning (%s)",
+        len(result.entries), lay.clips_csv, len(result.failures), lay.failures_csv("ingest"),
+        len(result.warnings), lay.warnings_csv("ingest"),
+    )  # fmt: skip
     dump_json(
         lay.metrics_json("ingest"),
         {
@@ -134,13 +141,27 @@ def run_feature(
     progress: bool = True,
     out_dir: Path | None = None,
 ) -> int:
+    """Run one extraction stage. Before anything is written (no lock file, no output): an
+    unknown stage is a ValueError, an ``out_dir`` that overlaps the cache or the corpus is
+    refused, and what the stage reads from another stage must be there
+    (:class:`~pipeline.exits.MissingInputError`, e.g. landmarks before faces)."""
+    get_extractor_class(feature)
     lay = layout(params, root)
     entries = read_manifest(lay.clips_csv)
+    corpus = Path(root) / params.corpus.root
+    if not corpus.is_dir():
+        raise MissingInputError(
+            f"corpus root {corpus} does not exist or is not a folder; set corpus.root (or "
+            f"--corpus) to where the media of {lay.clips_csv} lie"
+        )
     if feature == "landmarks":  # its boxes come from this corpus's faces shards
         from .features.landmarks import with_faces_dir
 
         params = with_faces_dir(params, root)
+    make_extractor(feature, params.section(feature)).check_inputs()
     out = out_dir or lay.features_dir(feature)
+    if out_dir is not None:
+        _check_out(Path(out_dir), params, root)
     failures_csv, metrics_json, warnings_csv = feature_records(lay, feature, out_dir)
     with output_lock(out, feature):  # shards, failures and metrics: one writer at a time
         summary = run_extraction(
@@ -153,7 +174,7 @@ def run_feature(
             runner=params.runner,
             progress=progress,
         )
-        write_failures(failures_csv, summary.failures)
+        write_failures(failures_csv, summary.failures, _roots(params, root))
         warned = collect_warnings(feature, out)
         write_warnings(warnings_csv, warned)
         metrics = summary.metrics()
@@ -161,17 +182,39 @@ def run_feature(
         metrics.update(extractor_metrics(feature, out))
         dump_json(metrics_json, metrics)
         dump_json(run_facts_path(metrics_json), summary.run_facts())
-    log.info("%s: shards in %s, failures in %s, metrics in %s", feature, out, failures_csv,
-             metrics_json)
-    if warned:
-        log.warning("%s: %d clip(s) with a warning; see %s", feature, len(warned),
-                    warnings_csv)
-    if summary.failures:
-        log.warning("%s: %d clip(s) failed; see %s", feature, len(summary.failures),
-                    failures_csv)
+    # the stage's one summary line
+    log.log(
+        logging.WARNING if summary.failures or warned else logging.INFO,
+        "%s: %d clips: %d extracted, %d reused from the cache, %d failed (%s), %d with a "
+        "warning (%s); shards in %s, metrics in %s (%.1f s)",
+        feature, summary.n_clips, summary.n_extracted, summary.n_reused,
+        len(summary.failures), failures_csv, len(warned), warnings_csv, out, metrics_json,
+        summary.seconds,
+    )  # fmt: skip
     # strict: a clip kept with a warning (a face rate under min_face_rate, an unsure speaker
     # choice) fails the stage as a failed clip does
     return 1 if (params.runner.strict and (summary.failures or warned)) else 0
+
+
+def _roots(params: Params, root: str | Path) -> list[tuple[Path, str]]:
+    """The folders a failure reason's paths are written relative to (reasons are stored in
+    DVC outputs: no absolute path of this machine may reach them)."""
+    return [(Path(root) / params.corpus.root, "the corpus root"), (Path(root), "the project"),
+            (Path(root) / params.runner.cache_dir, "the cache")]
+
+
+def _check_out(out_dir: Path, params: Params, root: str | Path) -> None:
+    """Refuse an output directory that overlaps the cache or the corpus: the stage replaces
+    its output directory whole, which would delete cached clips or media."""
+    out = out_dir.resolve()
+    cache = (Path(root) / params.runner.cache_dir).resolve()
+    corpus = (Path(root) / params.corpus.root).resolve()
+    for what, other in (("the cache (runner.cache_dir)", cache), ("the corpus", corpus)):
+        if out == other or out.is_relative_to(other) or other.is_relative_to(out):
+            raise ValueError(
+                f"--out {out_dir}: the stage's output {out} overlaps {what} at {other}; the "
+                f"output directory is replaced whole, so choose one outside it"
+            )
 
 
 def extractor_metrics(feature: str, feature_dir: Path) -> dict:

@@ -19,7 +19,7 @@ def test_extract_inspect_verify(project_factory, sample_clips):
     root = project_factory(sample_clips[:3], runner={"n_jobs": 1})
     p = _mer(root, "extract", "spectrogram", "--json", "-q")
     assert p.returncode == 0, p.stderr
-    out = json.loads(p.stdout)
+    [out] = json.loads(p.stdout)["stages"]
     assert out["feature"] == "spectrogram" and out["failed"] == 0
     fdir = root / "data/features/sample/spectrogram"
 
@@ -54,7 +54,7 @@ def test_bad_parameter_and_missing_input_exit_codes(project_factory, sample_clip
     assert p.returncode == 4 and "Traceback" not in p.stderr
     assert p.stderr.startswith("mer: failed: OSError") and "-v shows" in p.stderr
     p = _mer(root, "inspect", "-v", str(root / "garbage.h5"))
-    assert p.returncode == 1 and "Traceback" in p.stderr
+    assert p.returncode == 4 and "Traceback" in p.stderr
 
 
 def test_strict_flag_turns_failures_into_exit_1(project_factory, sample_clips, tmp_path):

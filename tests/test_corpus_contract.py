@@ -95,7 +95,7 @@ def test_adapter_contract(entry, miniature, tmp_path):
     assert any(c.label or c.scores for c in clips), "no clip has a label"
     if adapter.has_transcripts:
         assert any(c.transcript for c in clips), "the corpus has transcripts; no clip got one"
-    skipped = dict(adapter.skipped)
+    skipped = {s[0]: s[1] for s in adapter.skipped}  # (path, reason[, clip id])
     for rel in mini.bad:
         assert rel in skipped and skipped[rel], (rel, adapter.skipped)
 

@@ -19,7 +19,7 @@ from pipeline.qa.montage import montage
 from pipeline.store import FeatureReader
 from pipeline.training.config import InputConfig
 from pipeline.training.windowset import DataError, WindowSet
-from pipeline.verify import _track_problems, verify_features
+from pipeline.verify import track_problems, verify_features
 from pipeline.workflow import run_feature, run_ingest
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -123,11 +123,11 @@ def test_verify_names_a_broken_track_layout(tmp_path):
         g["track"] = np.array([0, 1, 1, -1, 0], np.int32)
         times = np.array([0.0, 0.0, 0.0, 0.033, 0.066])
         valid = np.array([True, True, True, True, False])
-        found = _track_problems(g, times, valid)
+        found = track_problems(g, times, valid)
     assert any("order" in p for p in found)  # track 1 twice at time 0
     assert any("track -1" in p for p in found)
     assert any("without a face" in p for p in found)
     with h5py.File(tmp_path / "y.h5", "w") as f:
         g = f.create_group("c")
         g["track"] = np.array([0, 1, -1], np.int32)
-        assert _track_problems(g, np.array([0.0, 0.0, 0.033]), np.array([1, 1, 0], bool)) == []
+        assert track_problems(g, np.array([0.0, 0.0, 0.033]), np.array([1, 1, 0], bool)) == []

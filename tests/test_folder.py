@@ -105,7 +105,7 @@ def test_one_mer_command_runs_every_stage_on_the_folder(videos, tmp_path):
     assert sorted(entries) == ["alice_take2", "alice_take_1", "bob_b1"]
     ingest_fail = {f.clip_id: f.reason for f in read_failures(lay.failures_csv("ingest"))}
     assert "not a readable media file" in ingest_fail["broken"]
-    assert "label 'bored'" in ingest_fail["b2"]
+    assert "label 'bored'" in ingest_fail["bob_b2"]  # the id its clip would have
     assert read_failures(lay.failures_csv("words")) == []
     with FeatureReader(lay.features_dir("words")) as r:
         assert sorted(r.clip_ids) == sorted(entries)

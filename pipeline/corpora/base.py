@@ -107,8 +107,9 @@ class CorpusAdapter(ABC):
       names them; transcripts where ``has_transcripts``.
     - A root that is not this corpus raises :class:`LayoutError` naming what is missing and
       the expected ``layout``. A file that does not parse, or a missing label file that only
-      part of the corpus needs, goes to ``skipped`` as ``(relative path, reason)``; the rest
-      of the corpus is still yielded (ingest records each skipped file as a failure).
+      part of the corpus needs, goes to ``skipped`` as ``(relative path, reason)`` (or
+      ``(relative path, reason, clip id)``); the rest of the corpus is still yielded (ingest
+      records each skipped file as a failure, under the id :meth:`skipped_id` gives it).
     - ``fold_schemes`` are the corpus's standard splits (``folds.schemes`` entries);
       ``disjoint`` maps a scheme name to the manifest column that no two parts of one of its
       folds may share (speaker-disjoint where the corpus says so); ``together`` names the
@@ -130,7 +131,7 @@ class CorpusAdapter(ABC):
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
-        self.skipped: list[tuple[str, str]] = []
+        self.skipped: list[tuple[str, ...]] = []
 
     def check_root(self) -> None:
         if not self.root.is_dir():
@@ -148,9 +149,18 @@ class CorpusAdapter(ABC):
             f"Expected layout under corpus.root:\n{self.layout.rstrip()}"
         )
 
-    def skip(self, rel: str | Path, why: str) -> None:
-        """Record a file that is left out, with the reason (it becomes an ingest failure)."""
-        self.skipped.append((Path(rel).as_posix(), why))
+    def skip(self, rel: str | Path, why: str, clip_id: str = "") -> None:
+        """Record a file that is left out, with the reason (it becomes an ingest failure,
+        under ``clip_id`` when given, else :meth:`skipped_id`)."""
+        self.skipped.append((Path(rel).as_posix(), why, *([clip_id] if clip_id else [])))
+
+    def skipped_id(self, rel: str) -> str:
+        """The id a skipped file's failure row gets: the one its clip would have had, by the
+        adapter's rule (here the file's stem, made safe)."""
+        try:
+            return safe_clip_id(Path(rel).stem)
+        except ValueError:
+            return "skipped"
 
     @abstractmethod
     def clips(self) -> Iterator[Clip]:

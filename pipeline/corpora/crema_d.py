@@ -37,6 +37,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..config import FoldScheme
+from ..files import open_regular, text_file
 from .base import Clip, CorpusAdapter, check_codes, check_options
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ def is_lfs_pointer(path: Path) -> bool:
     try:
         if path.stat().st_size > 1024:
             return False
-        with open(path, "rb") as f:
+        with open_regular(path) as f:  # a FIFO is not waited on (probe then refuses it)
             return f.read(len(LFS_POINTER)) == LFS_POINTER
     except OSError:
         return False
@@ -151,7 +152,7 @@ processedResults/summaryTable.csv                      crowd votes (label_source
 
     def _read_table(self, rel: str, key: str, required: tuple[str, ...]) -> dict[str, dict]:
         path = self.root / rel
-        with open(path, newline="", encoding="utf-8-sig") as f:
+        with text_file(path, rel) as f:
             reader = csv.DictReader(f)
             missing = [c for c in (key, *required) if c not in (reader.fieldnames or [])]
             if missing:

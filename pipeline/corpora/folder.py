@@ -14,15 +14,21 @@
   ``.vtt`` (cue numbers, timing lines and markup stripped; cue times give word times).
 - Labels: ``labels.csv`` in the root if present (option ``labels_csv``), with columns
   ``clip_id`` or ``path``, and ``label``. With ``allowed_labels``, a clip whose label is not in
-  the list is left out and recorded as an ingest failure with the reason.
+  the list is left out and recorded as an ingest failure with the reason. A row that names no
+  clip (an empty or ``.`` path, an unsafe id, bytes that are not UTF-8) or names a clip the
+  folder does not hold is an ingest failure naming the file and line; the other rows apply.
+- A file with a media extension that is not a regular file (a FIFO, a device, a dangling
+  link) is not skipped silently: ingest refuses it as a failure row, like a corrupt file.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..files import read_text
 from ..text.alignment import WORD_TIMES_KEY, dump_word_times
 from ..text.subtitles import read_sidecar
 from .base import Clip, CorpusAdapter, safe_clip_id
@@ -34,7 +40,12 @@ MEDIA_SUFFIXES = (
 
 
 def clip_id_for(rel: str) -> str:
-    return safe_clip_id(str(Path(rel).with_suffix("")).replace("/", "_"))
+    """The clip id of a media path relative to the root; ValueError for a path that names no
+    file ("", ".", "a/..")."""
+    p = Path(rel)
+    if not rel.strip() or not p.name or p.name in (".", "..") or ".." in p.parts:
+        raise ValueError(f"{rel!r} is not the path of a file under the corpus root")
+    return safe_clip_id(str(p.with_suffix("")).replace("/", "_"))
 
 
 class Folder(CorpusAdapter):
@@ -73,56 +84,94 @@ labels.csv                                         optional: path (or clip_id), 
             )
         super().check_root()
 
+    def skipped_id(self, rel: str) -> str:
+        """A skipped file's failure row gets the id its clip would have had."""
+        try:
+            return clip_id_for(rel)
+        except ValueError:
+            return super().skipped_id(rel)
+
     def _files(self) -> Iterator[dict[str, str]]:
         if self.csv:
             path = self.root / self.csv
             if not path.is_file():
                 raise FileNotFoundError(f"clip list {path} (corpus.options.csv) not found")
-            with open(path, newline="", encoding="utf-8-sig") as f:
-                reader = csv.DictReader(f)
-                if "path" not in (reader.fieldnames or []):
-                    raise ValueError(f"{path}: needs a 'path' column (media relative to the root)")
-                yield from ({k: (v or "").strip() for k, v in row.items() if k} for row in reader)
+            reader = csv.DictReader(io.StringIO(read_text(path, self.csv)))
+            if "path" not in (reader.fieldnames or []):
+                raise ValueError(f"{path}: needs a 'path' column (media relative to the root)")
+            yield from ({k: (v or "").strip() for k, v in row.items() if k} for row in reader)
             return
         for p in sorted(self.root.rglob("*")):
             rel = p.relative_to(self.root)
             if any(part.startswith(".") for part in rel.parts):
                 continue
-            if p.is_file() and p.suffix.lower() in self.extensions:
+            # not p.is_file(): a FIFO or a dangling link with a media name is reported by
+            # ingest (a failure row), not left out in silence
+            if p.suffix.lower() in self.extensions and not p.is_dir():
                 yield {"path": rel.as_posix()}
 
     def _labels(self) -> dict[str, str]:
+        """``{clip id: label}`` from the labels file; each row that cannot be used goes to
+        ``skipped`` naming the file and line (rows naming no clip of the folder are reported
+        once the folder has been read, in :meth:`clips`)."""
+        self._label_rows: dict[str, int] = {}
         if not self.labels_csv:
             return {}
         path = self.root / self.labels_csv
-        if not path.is_file():
+        if not path.exists() and not path.is_symlink():
             return {}
+        name = self.labels_csv
+        # undecodable bytes become lone surrogates, so a bad row is found and named by line
+        text = read_text(path, name, errors="surrogateescape")
+        reader = csv.DictReader(io.StringIO(text))
+        cols = reader.fieldnames or []
+        if any(_undecodable(c) for c in cols):
+            raise ValueError(f"{name}, line 1: the header is not UTF-8 text; save it as UTF-8")
+        key = "clip_id" if "clip_id" in cols else "path" if "path" in cols else None
+        if key is None or "label" not in cols:
+            raise ValueError(f"{path}: needs columns (clip_id or path) and label")
         out: dict[str, str] = {}
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            cols = reader.fieldnames or []
-            key = "clip_id" if "clip_id" in cols else "path" if "path" in cols else None
-            if key is None or "label" not in cols:
-                raise ValueError(f"{path}: needs columns (clip_id or path) and label")
-            rows: dict[str, int] = {}
-            for line, row in enumerate(reader, start=2):
-                ref = (row[key] or "").strip()
-                cid = clip_id_for(ref) if key == "path" else ref
-                label = (row["label"] or "").strip()
-                if cid in out and out[cid] != label:
-                    self.conflicts[cid] = (
-                        f"{path.name} gives clip {cid} two labels: {out[cid]!r} (row "
-                        f"{rows[cid]}) and {label!r} (row {line}); fix the file"
-                    )
-                    continue
-                out[cid], rows[cid] = label, line
+        rows = self._label_rows
+        for row in reader:
+            line = reader.line_num
+            ref = (row.get(key) or "").strip()
+            label = (row.get("label") or "").strip()
+            try:
+                if any(_undecodable(v) for v in row.values() if isinstance(v, str)):
+                    raise ValueError("not UTF-8 text; save the file as UTF-8")
+                if None in row:
+                    raise ValueError(f"more fields than the header's {len(cols)}")
+                if not ref:
+                    raise ValueError(f"empty {key}")
+                cid = clip_id_for(ref) if key == "path" else safe_clip_id(ref)
+                if key == "clip_id" and cid != ref:
+                    raise ValueError(f"clip id {ref!r} is not a safe name (did you mean {cid}?)")
+            except ValueError as e:
+                self.skip(name, f"line {line}: {e}; the row is ignored",
+                          clip_id=f"{safe_clip_id(Path(name).stem)}_line{line}")
+                continue
+            if cid in out and out[cid] != label:
+                self.conflicts[cid] = (
+                    f"{path.name} gives clip {cid} two labels: {out[cid]!r} (row "
+                    f"{rows[cid]}) and {label!r} (row {line}); fix the file"
+                )
+                continue
+            out[cid], rows[cid] = label, line
         return out
+
+    def _unknown_labels(self, known: set[str]) -> None:
+        """Rows of the labels file that name no clip of the folder: reported, not ignored."""
+        for cid, line in self._label_rows.items():
+            if cid not in known:
+                self.skip(self.labels_csv, f"line {line}: names clip {cid}, which is not in "
+                          f"the corpus (no such media file); the row is ignored", clip_id=cid)
 
     def clips(self) -> Iterator[Clip]:
         self.check_root()
         self.skipped = []
         self.conflicts: dict[str, str] = {}
         labels = self._labels()
+        known: set[str] = set()
         for row in self._files():
             rel = row["path"]
             p = Path(rel)
@@ -138,6 +187,7 @@ labels.csv                                         optional: path (or clip_id), 
             except ValueError as e:
                 self.skipped.append((rel, str(e)))
                 continue
+            known.add(cid)
             if cid in self.conflicts and not row.get("label"):
                 self.skipped.append((rel, self.conflicts[cid]))
                 continue
@@ -149,7 +199,11 @@ labels.csv                                         optional: path (or clip_id), 
             meta: dict[str, str] = {}
             transcript = row.get("transcript", "")
             if not transcript:
-                side = read_sidecar(self.root / rel)
+                try:
+                    side = read_sidecar(self.root / rel, self.root)
+                except (OSError, ValueError) as e:
+                    self.skip(rel, f"its transcript: {e}", clip_id=cid)
+                    continue
                 if side is not None:
                     transcript = side.text
                     meta["transcript_file"] = side.path.relative_to(self.root).as_posix()
@@ -174,3 +228,9 @@ labels.csv                                         optional: path (or clip_id), 
                 self.skipped.append((rel, str(e)))
                 continue
             yield clip
+        self._unknown_labels(known)
+
+
+def _undecodable(text: str) -> bool:
+    """Whether text read with ``errors="surrogateescape"`` held bytes that are not UTF-8."""
+    return any("\udc80" <= ch <= "\udcff" for ch in text)

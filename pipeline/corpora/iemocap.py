@@ -39,6 +39,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..config import FoldScheme
+from ..files import read_text
 from ..text.alignment import WORD_TIMES_KEY, dump_word_times
 from .base import Clip, CorpusAdapter, check_options
 
@@ -93,29 +94,39 @@ def face_side(utt: str, mocap_side: str = "left") -> str:
 def read_evaluation(path: Path) -> list[dict[str, str]]:
     """The utterance lines of an EmoEvaluation file: start, end, utt, code, vad."""
     out = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in read_text(path, errors="replace").splitlines():
         m = _EVAL.match(line.strip())
         if m:
             out.append(m.groupdict())
     return out
 
 
-def read_transcriptions(path: Path) -> dict[str, str]:
+def read_transcriptions(path: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """``({utterance: text}, {utterance: why})``: the second names each utterance given two
+    different texts (with the lines), which has no transcript it can be trusted with."""
     out: dict[str, str] = {}
-    if not path.is_file():
-        return out
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    lines: dict[str, int] = {}
+    twice: dict[str, str] = {}
+    if not path.exists():
+        return out, twice
+    for n, line in enumerate(read_text(path, errors="replace").splitlines(), start=1):
         m = _TRANS.match(line.strip())
-        if m:
-            out[m["utt"]] = m["text"].strip()
-    return out
+        if not m:
+            continue
+        utt, text = m["utt"], m["text"].strip()
+        if utt in out and out[utt] != text:
+            twice[utt] = (f"{path.name} gives utterance {utt} two transcripts (lines "
+                          f"{lines[utt]} and {n}); fix the file")
+        out.setdefault(utt, text)
+        lines.setdefault(utt, n)
+    return out, twice
 
 
 def read_wdseg(path: Path) -> list[tuple[str, float, float]]:
     """Words of a Sphinx ``.wdseg`` alignment with times in seconds from the utterance start
     (silences, ``<s>``, noise markers and pronunciation variants ``WORD(2)`` cleaned)."""
     words = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in read_text(path, errors="replace").splitlines():
         m = _WDSEG.match(line)
         if not m:
             continue
@@ -198,12 +209,17 @@ Session1..5/sentences/wav/<dialog>/<utterance>.wav"""
 
     def _dialog_clips(self, session: Path, eval_path: Path) -> Iterator[Clip]:
         dialog = eval_path.stem
-        texts = read_transcriptions(session / "dialog" / "transcriptions" / f"{dialog}.txt")
+        texts, twice = read_transcriptions(
+            session / "dialog" / "transcriptions" / f"{dialog}.txt")
         for row in read_evaluation(eval_path):
             utt = row["utt"]
             label = self._label(row["code"])
             if label is None:
                 continue  # a class outside the chosen setting (e.g. frustrated in 4-class)
+            if utt in twice:
+                self.skip(f"{session.name}/dialog/transcriptions/{dialog}.txt", twice[utt],
+                          clip_id=utt)
+                continue
             try:
                 info = parse_utterance_id(utt)
             except ValueError as e:

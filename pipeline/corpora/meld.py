@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..config import FoldScheme
+from ..files import text_file
 from .base import Clip, CorpusAdapter, check_options, safe_clip_id
 
 EMOTIONS = ("neutral", "joy", "surprise", "anger", "sadness", "disgust", "fear")
@@ -117,7 +118,7 @@ output_repeated_splits_test/dia<D>_utt<U>.mp4   (or under train/, dev/, test/)""
 
     def _split_clips(self, split: str, csv_path: Path, folder: Path) -> Iterator[Clip]:
         rel = csv_path.relative_to(self.root).as_posix()
-        with open(csv_path, newline="", encoding="utf-8-sig", errors="replace") as f:
+        with text_file(csv_path, rel, errors="replace") as f:
             reader = csv.DictReader(f)
             missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
             if missing:

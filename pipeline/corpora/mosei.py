@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from ..extras import needs
+from ..files import read_text
 from ..text.alignment import WORD_TIMES_KEY, dump_word_times
 from .base import Clip, CorpusAdapter, check_options, safe_clip_id
 
@@ -165,7 +166,7 @@ class Mosei(CorpusAdapter):
         if not path.is_file():
             return []
         out = []
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        for line in read_text(path, errors="replace").splitlines():
             parts = line.strip().split("___", 4)
             if len(parts) == 5:
                 try:

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import FoldScheme
+from ..files import read_text
 from ..text.alignment import WORD_TIMES_KEY, dump_word_times
 from .base import Clip, CorpusAdapter, check_options
 from .mosei import Mosei, clip_id_for, folds_by_video, read_sequence
@@ -135,7 +136,7 @@ Raw/Transcript/Segmented/<video>.annotprocessed   source: raw"""
     def raw_segments(self, vid: str) -> list[tuple[str, str]]:
         path = self.transcripts_dir / f"{vid}.annotprocessed"
         out = []
-        for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines()):
+        for n, line in enumerate(read_text(path, errors="replace").splitlines()):
             if not line.strip():
                 continue
             seg, sep, text = line.partition("_DELIM_")

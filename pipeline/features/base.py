@@ -140,6 +140,11 @@ class Extractor(ABC):
         path or an mtime); '' if none."""
         return ""
 
+    def check_inputs(self) -> None:  # noqa: B027 - optional hook
+        """Raise :class:`~pipeline.exits.MissingInputError` saying what to run first when
+        what the stage reads from another stage is not there (landmarks: the faces shards).
+        Called once before a stage starts, so no clip is tried."""
+
     def clip_inputs(self, source: ClipSource) -> dict[str, Any]:
         """Per-clip inputs other than the source's fields that define the output (e.g. the
         faces rows landmarks are computed on); part of the clip's cache key. Called in the

@@ -174,6 +174,16 @@ class LandmarksExtractor(StreamingExtractor):
             self._token = f"{weights}|faces:{faces}"
         return self._token
 
+    def check_inputs(self) -> None:
+        from ..exits import MissingInputError
+
+        faces = self.config.faces_dir
+        if faces and not (Path(faces) / "index.json").is_file():
+            raise MissingInputError(
+                f"landmarks reads the faces features, and {faces} holds none (no index.json): "
+                f"run the faces stage first (mer extract faces landmarks)"
+            )
+
     def clip_inputs(self, source: ClipSource) -> dict[str, Any]:
         """The faces rows of the clip, by their cache key (it covers the faces' own inputs):
         new faces for a clip mean new landmarks."""

@@ -36,6 +36,7 @@ from ..config import ConfigError
 from ..extras import needs
 from ..store import ClipFeatures
 from ..text.alignment import WORD_TIMES_KEY, parse_word_times
+from ..text.limits import max_bytes, transcript_problem
 from ..text.tokenize import SILENCE_TOKENS, TokenizerSettings, tokenize, tokenize_timed
 from ..text.vectors import (
     VectorsConfig,
@@ -174,6 +175,15 @@ class WordsExtractor(Extractor):
     def _timed_tokens(self, source: ClipSource) -> list[tuple[str, float, float]]:
         settings = self.config.tokenizer
         raw = source.meta.get(WORD_TIMES_KEY, "")
+        # refused before tokenising: memory is bounded by the clip's length (text.limits)
+        seconds = _clip_seconds(source)
+        if why := transcript_problem(source.transcript, seconds):
+            raise ExtractionError(f"{source.clip_id}: {why}")
+        if seconds > 0 and len(raw) > 2 * max_bytes(seconds):
+            raise ExtractionError(
+                f"{source.clip_id}: word times of {len(raw)} characters for a clip of "
+                f"{seconds:.2f} s: they cannot belong to this clip"
+            )
         if raw:
             try:
                 words = parse_word_times(raw)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,13 @@ import numpy as np
 
 from ..corpora import safe_clip_id
 from ..extras import needs
+from ..files import check_regular
 from ..hashing import file_sha256
 from ..ids import check_name
+from ..manifest import Failure, write_failures
 from ..store import ClipFeatures, FeatureReader, ShardWriter
 from ..store.integrity import check_group_safe
+from ..store.writer import create_new
 
 log = logging.getLogger(__name__)
 
@@ -88,45 +92,96 @@ def export_csd(
         "dataset bib citation": "",
     }
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.name + ".tmp.csd")
-    with _quiet():
-        cs = computational_sequence(root)
-        cs.setData(data, root)
-        cs.setMetadata(meta, root)
-        cs.deploy(str(tmp))
-    tmp.replace(out_path)
+    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp.csd")
+    os.close(create_new(tmp))  # a new file: a link planted at the name is never written through
+    try:
+        with _quiet():
+            cs = computational_sequence(root)
+            cs.setData(data, root)
+            cs.setMetadata(meta, root)
+            cs.deploy(str(tmp))
+        tmp.replace(out_path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return out_path
 
 
-def read_csd(path: str | Path) -> tuple[str, dict[str, tuple[np.ndarray, np.ndarray]], dict]:
-    """(root name, {entry: (features, intervals)}, metadata) with plain h5py (no pickles)."""
+def read_csd(
+    path: str | Path, problems: dict[str, str] | None = None
+) -> tuple[str, dict[str, tuple[np.ndarray, np.ndarray]], dict]:
+    """(root name, {entry: (features, intervals)}, metadata) with plain h5py (no pickles).
+
+    A file that is not a computational sequence is a ValueError in one line. An entry that
+    cannot be read (``features`` or ``intervals`` missing or not an array) is one too, or,
+    when ``problems`` is given, recorded there (``{entry: why}``) and left out."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"computational sequence {path} not found")
+    check_regular(path)
     with h5py.File(path, "r") as f:
         try:
             root = next(iter(f.keys()))
             data = f[root]["data"]
             entries = {}
             for k, g in data.items():
-                check_group_safe(g)  # no links or external storage: only this file's bytes
-                entries[k] = (g["features"][()], g["intervals"][()])
+                try:
+                    if isinstance(g, h5py.Group):
+                        check_group_safe(g)  # no links or external storage: this file's bytes
+                    entries[k] = _entry_arrays(g)
+                except ValueError as e:
+                    if problems is None:
+                        raise ValueError(f"{path}: entry {k!r}: {e}") from None
+                    problems[k] = str(e)
             meta = {}
             if "metadata" in f[root]:
                 check_group_safe(f[root]["metadata"])
                 for k, ds in f[root]["metadata"].items():
                     v = ds[0]
                     meta[k] = v.decode() if isinstance(v, bytes) else str(v)
-        except (StopIteration, KeyError, AttributeError, TypeError) as e:
-            raise ValueError(f"{path}: not a computational sequence ({e!r})") from e
+        except StopIteration:
+            raise ValueError(f"{path}: not a computational sequence (the file is empty)") from None
+        except (KeyError, AttributeError, TypeError, IndexError) as e:
+            why = e.args[0] if e.args else type(e).__name__
+            raise ValueError(f"{path}: not a computational sequence (expected <root>/data/"
+                             f"<entry>/features and intervals, and <root>/metadata: {why})"
+                             ) from None
     return root, entries, meta
 
 
+def _entry_arrays(g: object) -> tuple[np.ndarray, np.ndarray]:
+    """An entry's ``(features, intervals)``; ValueError saying what is wrong with them."""
+    if not isinstance(g, h5py.Group):
+        raise ValueError("not a group holding features and intervals")
+    arrays = []
+    for name in ("features", "intervals"):
+        ds = g.get(name)
+        if not isinstance(ds, h5py.Dataset):
+            raise ValueError(f"no {name!r} array" if ds is None else f"{name!r} is not an array")
+        kind = ds.dtype.kind
+        if kind == "c":
+            raise ValueError(f"{name!r} holds complex numbers ({ds.dtype}); a feature value is a "
+                             f"real number (store the magnitude, or real and imaginary parts)")
+        if kind not in "biuf" or ds.shape == ():
+            raise ValueError(f"{name!r} is not an array of real numbers ({ds.dtype}, shape "
+                             f"{ds.shape})")
+        arrays.append(ds[()])
+    x, iv = arrays
+    if iv.ndim != 2 or iv.shape[1] != 2 or len(iv) != len(x):
+        raise ValueError(f"intervals of shape {iv.shape} for {len(x)} feature rows; expected "
+                         f"({len(x)}, 2)")
+    return x, iv
+
+
 def import_csd(csd_path: str | Path, out_dir: str | Path, feature: str = "") -> Path:
-    """Write a ``.csd`` file's entries as a feature directory (one clip per entry)."""
-    root, entries, meta = read_csd(csd_path)
+    """Write a ``.csd`` file's entries as a feature directory (one clip per entry). An entry
+    that cannot be imported (unreadable, complex values, an id another entry already took
+    once made safe) is a row of ``<out>.failures.csv`` beside the directory; the rest are
+    imported."""
+    problems: dict[str, str] = {}
+    root, entries, meta = read_csd(csd_path, problems)
     feature = check_name(feature or root, "feature name", str(csd_path))
     nonfinite: dict[str, int] = {}
+    taken: dict[str, str] = {}
     with ShardWriter(
         out_dir,
         feature=feature,
@@ -136,6 +191,12 @@ def import_csd(csd_path: str | Path, out_dir: str | Path, feature: str = "") -> 
         primary=feature,
     ) as w:
         for entry, (x, iv) in sorted(entries.items()):
+            cid = safe_clip_id(entry)
+            if cid in taken:
+                problems[entry] = (f"its clip id {cid} is already the id of entry "
+                                   f"{taken[cid]!r}; rename one of them")
+                continue
+            taken[cid] = entry
             x = np.asarray(x)
             x = x.reshape(len(x), -1) if x.ndim == 1 else x
             x = x.astype(np.float32)
@@ -145,7 +206,7 @@ def import_csd(csd_path: str | Path, out_dir: str | Path, feature: str = "") -> 
             if not finite.all():
                 nonfinite[entry] = int((~finite).sum())
             w.add(
-                safe_clip_id(entry),
+                cid,
                 ClipFeatures(
                     {feature: x},
                     iv[:, 0],
@@ -154,6 +215,15 @@ def import_csd(csd_path: str | Path, out_dir: str | Path, feature: str = "") -> 
                 ),
                 source_sha256="",
             )
+        if not taken:
+            raise ValueError(f"{csd_path}: no entry could be imported (first: "
+                             f"{next(iter(problems.items()), ('', 'none'))})")
+    write_failures(import_failures_csv(out_dir), [
+        Failure(_failure_id(entry), "import-csd", f"entry {entry!r}: {why}", "ValueError")
+        for entry, why in sorted(problems.items())])
+    if problems:
+        log.warning("%s: %d entr(ies) not imported, see %s", csd_path, len(problems),
+                    import_failures_csv(out_dir))
     if nonfinite:
         eg = ", ".join(f"{k} ({n})" for k, n in list(nonfinite.items())[:5])
         log.warning(
@@ -162,3 +232,16 @@ def import_csd(csd_path: str | Path, out_dir: str | Path, feature: str = "") -> 
             ", ..." if len(nonfinite) > 5 else "",
         )
     return Path(out_dir)
+
+
+def import_failures_csv(out_dir: str | Path) -> Path:
+    """``<out>.failures.csv`` beside the imported directory (as ``mer extract --out``)."""
+    out_dir = Path(out_dir)
+    return out_dir.parent / f"{out_dir.name}.failures.csv"
+
+
+def _failure_id(entry: str) -> str:
+    try:
+        return safe_clip_id(entry)
+    except ValueError:
+        return "entry"

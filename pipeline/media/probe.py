@@ -1,12 +1,21 @@
-"""Read a media file's container metadata (duration, fps, sample rate) without decoding."""
+"""Read a media file's container metadata (duration, fps, sample rate) without decoding.
+
+The file is opened once through :func:`pipeline.files.open_regular` (a FIFO or a device is
+refused, never waited on) and the demuxer reads that open file, so a caller that hashes the
+same open file (ingest) probes exactly the bytes it hashed.
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import BinaryIO
 
 import av
+
+from ..files import open_regular
 
 
 class ProbeError(RuntimeError):
@@ -34,23 +43,36 @@ def _stream_duration(stream: av.stream.Stream) -> float:
     return 0.0
 
 
-def probe(path: str | Path) -> MediaInfo:
+def probe(path: str | Path, name: str | Path | None = None) -> MediaInfo:
     """Open ``path`` and read its stream headers. Decodes at most one video frame (for the
-    display rotation); reads the video packets when the container keeps no frame count."""
-    path = Path(path)
-    if not path.exists():
-        raise ProbeError(f"{path}: file not found")
-    if path.stat().st_size == 0:
-        raise ProbeError(f"{path}: file is empty (0 bytes)")
+    display rotation); reads the video packets when the container keeps no frame count.
+    Messages call the file ``name`` (default: the path), e.g. the path the manifest holds
+    rather than a symlink's target."""
+    shown = name if name is not None else path
     try:
-        container = av.open(str(path))
+        f = open_regular(path, shown)
+    except FileNotFoundError:
+        raise ProbeError(f"{shown}: file not found") from None
+    except OSError as e:
+        raise ProbeError(str(e) if e.filename is None else f"{shown}: {e.strerror}") from None
+    with f:
+        return probe_file(f, shown)
+
+
+def probe_file(f: BinaryIO, name: str | Path) -> MediaInfo:
+    """:func:`probe` of an open regular file (read from its start; left open)."""
+    if os.fstat(f.fileno()).st_size == 0:
+        raise ProbeError(f"{name}: file is empty (0 bytes)")
+    f.seek(0)
+    try:
+        container = av.open(f)
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as e:
-        raise ProbeError(f"{path}: not a readable media file ({e})") from e
+        raise ProbeError(f"{name}: not a readable media file ({_plain(e)})") from e
     with container:
         video = container.streams.video[0] if container.streams.video else None
         audio = container.streams.audio[0] if container.streams.audio else None
         if video is None and audio is None:
-            raise ProbeError(f"{path}: no audio or video stream")
+            raise ProbeError(f"{name}: no audio or video stream")
         durations = [_stream_duration(s) for s in (video, audio) if s is not None]
         duration = max(durations) if durations else 0.0
         if duration <= 0 and container.duration:
@@ -73,7 +95,7 @@ def probe(path: str | Path) -> MediaInfo:
         # MPEG-PS (.mpg), Matroska/WebM and raw streams store no frame count: count the video
         # packets (no decoding), or estimate from duration x fps when that fails.
         try:
-            n_frames, n_from = _count_packets(path), "counted"
+            n_frames, n_from = _count_packets(f), "counted"
         except (av.FFmpegError, OSError):
             n_frames, n_from = int(round(duration * fps)), "estimated"
     return MediaInfo(
@@ -91,9 +113,15 @@ def probe(path: str | Path) -> MediaInfo:
     )
 
 
-def _count_packets(path: Path) -> int:
-    """Video frames of ``path`` counted from its demuxed packets (one frame each)."""
-    with av.open(str(path)) as container:
+def _plain(e: Exception) -> str:
+    """An FFmpeg error without its errno number and file name (the caller names the file)."""
+    return getattr(e, "strerror", None) or str(e)
+
+
+def _count_packets(f: BinaryIO) -> int:
+    """Video frames of the open file ``f`` counted from its demuxed packets (one frame each)."""
+    f.seek(0)
+    with av.open(f) as container:
         stream = container.streams.video[0]
         return sum(1 for pkt in container.demux(stream) if pkt.size and pkt.pts is not None)
 

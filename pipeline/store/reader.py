@@ -15,6 +15,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ..files import check_regular, read_text
 from ..ids import is_valid_name
 from .format import (
     CLIPS_GROUP,
@@ -43,6 +44,12 @@ def shard_path(feature_dir: Path, name: str) -> Path:
     path = feature_dir / name
     if path.is_symlink() and path.resolve().parent != feature_dir.resolve():
         raise ShardError(f"{path}: a link to {path.resolve()}, outside {feature_dir}")
+    try:  # HDF5 would block on a FIFO
+        check_regular(path)
+    except FileNotFoundError:
+        pass  # opening it says so
+    except OSError as e:
+        raise ShardError(str(e)) from None
     return path
 
 
@@ -71,6 +78,22 @@ def read_clip_group(
     )
 
 
+def read_index(path: Path) -> dict[str, Any]:
+    """A feature directory's ``index.json`` as a mapping; :class:`ShardError` in one line for
+    anything else (not a regular file, not UTF-8, not JSON, nested too deep, not an
+    object)."""
+    try:
+        index = json.loads(read_text(path, errors="strict"))
+    except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError included
+        raise ShardError(f"{path}: not a readable feature index ({e})") from None
+    except RecursionError:
+        raise ShardError(f"{path}: not a feature index (JSON nested too deep)") from None
+    if not isinstance(index, dict):
+        raise ShardError(f"{path}: not a feature index (a JSON {type(index).__name__}, not "
+                         f"an object)")
+    return index
+
+
 class FeatureReader:
     """Random access to the clips of one feature directory.
 
@@ -93,10 +116,7 @@ class FeatureReader:
                 f"{self.dir}: no {INDEX_NAME}; the feature directory is missing or was not "
                 f"finished (rerun the stage that writes it)"
             )
-        try:
-            self.index: dict[str, Any] = json.loads(index_path.read_text())
-        except json.JSONDecodeError as e:
-            raise ShardError(f"{index_path}: not valid JSON ({e})") from e
+        self.index: dict[str, Any] = read_index(index_path)
         version = self.index.get("schema_version")
         if version not in READABLE_SCHEMAS:
             raise ShardError(
@@ -104,14 +124,18 @@ class FeatureReader:
                 f"mer-pipeline (reads {', '.join(map(str, READABLE_SCHEMAS))}); "
                 f"re-extract the features or install a matching mer-pipeline"
             )
-        try:
-            self.feature: str = self.index["feature"]
-            self.primary: str = self.index.get("primary", "")
-            self.params: dict[str, Any] = self.index.get("params", {})
-            self._clips: dict[str, str] = dict(self.index["clips"])
-            shards = self.index.get("shards", {})
-        except (KeyError, TypeError, AttributeError) as e:
-            raise ShardError(f"{index_path}: not a feature index ({e!r})") from e
+        types = {"feature": str, "primary": str, "params": dict, "clips": dict, "shards": dict}
+        for key, tp in types.items():
+            if key in ("feature", "clips") and key not in self.index:
+                raise ShardError(f"{index_path}: not a feature index (no {key!r})")
+            if not isinstance(self.index.get(key, tp()), tp):
+                raise ShardError(f"{index_path}: not a feature index ({key!r} is not a "
+                                 f"{'string' if tp is str else 'JSON object'})")
+        self.feature: str = self.index["feature"]
+        self.primary: str = self.index.get("primary", "")
+        self.params: dict[str, Any] = self.index.get("params", {})
+        self._clips: dict[str, str] = dict(self.index["clips"])
+        shards = self.index.get("shards", {})
         for cid, shard in self._clips.items():
             if not is_valid_name(cid):
                 raise ShardError(f"{index_path}: clip id {cid!r} is not a safe name")
@@ -120,9 +144,11 @@ class FeatureReader:
                     f"{index_path}: clip {cid} points to {shard!r}, which is not a shard "
                     f"file name of this directory (shard-NNNNN.h5)"
                 )
-        for shard in shards:
+        for shard, info in shards.items():
             if not isinstance(shard, str) or not SHARD_NAME_RE.fullmatch(shard):
                 raise ShardError(f"{index_path}: {shard!r} is not a shard file name")
+            if not isinstance(info, dict):
+                raise ShardError(f"{index_path}: the entry of {shard} is not a JSON object")
         self._files: dict[str, h5py.File] = {}
 
     @property

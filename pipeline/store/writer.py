@@ -89,13 +89,26 @@ def set_clip_attrs(
     group.attrs[ATTRS_SHA256] = attrs_checksum(dict(group.attrs))
 
 
+def create_new(path: Path) -> int:
+    """Create ``path`` as a new empty file and return its descriptor (open for writing). A
+    temporary file's name can be guessed, so whatever lies there (a leftover, or a link
+    planted to make the write land in another file) is removed first, and the file is
+    created with ``O_EXCL | O_NOFOLLOW``: never through a link, never into a file that was
+    there."""
+    path = Path(path)
+    path.unlink(missing_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    return os.open(path, flags, 0o666)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``path`` whole or not at all; the temporary name is unique to this process and
-    thread, so two writers never delete or interleave each other's half-written file."""
+    thread, so two writers never delete or interleave each other's half-written file, and it
+    is created new (:func:`create_new`)."""
     path = Path(path)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
+        with open(create_new(tmp), "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
@@ -141,9 +154,9 @@ class ShardWriter:
         recover_interrupted_swap(self.final_dir)
         for stale in self.final_dir.parent.glob(f".{self.final_dir.name}.*-*"):
             if not _pid_alive(stale.name.rsplit("-", 1)[-1]):
-                shutil.rmtree(stale, ignore_errors=True)
-        shutil.rmtree(self.out_dir, ignore_errors=True)
-        self.out_dir.mkdir()
+                _remove(stale)
+        _remove(self.out_dir)
+        self.out_dir.mkdir()  # new: its files are written only inside it
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -241,6 +254,15 @@ class ShardWriter:
             os.replace(self.out_dir, self.final_dir)
             shutil.rmtree(old, ignore_errors=True)
         _fsync_dir(self.final_dir.parent)
+
+
+def _remove(path: Path) -> None:
+    """Remove a leftover directory, or whatever else lies at its name (a link is removed,
+    never followed)."""
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 _RENAME_EXCHANGE = 2  # linux/fs.h

@@ -11,6 +11,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..files import read_text
+from .limits import MAX_SIDECAR_BYTES, binary_problem
+
 _TIME = r"(?:(\d+):)?(\d{1,2}):(\d{2})[,.](\d{1,3})"
 _CUE_TIMES = re.compile(rf"^\s*{_TIME}\s*-->\s*{_TIME}")
 _MARKUP = re.compile(r"<[^>]*>|\{[^}]*\}")
@@ -64,13 +67,22 @@ class Sidecar:
 SIDECAR_SUFFIXES = (".txt", ".srt", ".vtt")
 
 
-def read_sidecar(media: Path) -> Sidecar | None:
-    """The transcript beside ``media`` (same name, .txt/.srt/.vtt, first found), or None."""
+def read_sidecar(media: Path, root: Path | None = None) -> Sidecar | None:
+    """The transcript beside ``media`` (same name, .txt/.srt/.vtt, first found), or None.
+    ValueError (naming the file relative to ``root``) for one that cannot be a transcript:
+    not UTF-8, binary, larger than :data:`~pipeline.text.limits.MAX_SIDECAR_BYTES`, a FIFO
+    or a device (:mod:`pipeline.files`), or a link to nothing."""
     for suffix in SIDECAR_SUFFIXES:
         p = media.with_suffix(suffix)
-        if not p.is_file():
+        if p.is_dir() or not (p.exists() or p.is_symlink()):
             continue
-        raw = p.read_text(encoding="utf-8-sig", errors="replace")
+        name = p.relative_to(root) if root is not None and p.is_relative_to(root) else p
+        try:
+            raw = read_text(p, name, max_bytes=MAX_SIDECAR_BYTES)
+        except FileNotFoundError:
+            raise ValueError(f"{name} is a link to a file that does not exist") from None
+        if why := binary_problem(raw):
+            raise ValueError(f"{name} {why}")
         if suffix == ".txt":
             return Sidecar(p, " ".join(raw.split()), [])
         cues = parse_cues(raw)

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from ..hashing import params_hash
+from ..store.writer import create_new
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ def atomic_save(obj: Any, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
+    os.close(create_new(tmp))  # a new file: a link planted at the name is not followed
     torch.save(obj, tmp)
     os.replace(tmp, path)
 

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Literal
 
-from ..config import ConfigError, build, to_dict
+from ..config import ConfigError, build, check_safe_name, to_dict
 from ..models.config import (
     LSTMConfig,
     R2Plus1DConfig,
@@ -165,6 +165,8 @@ class TrainConfig:
     checkpoint_seconds: float = 60.0  # save the training state at most this often (0: every epoch)
 
     def validate(self, key: str) -> None:
+        check_safe_name(self.scheme, f"{key}.scheme", "fold scheme name",
+                        "manifests/<corpus>/folds/<scheme>.json, data/models/.../<scheme>/")
         known = InputsConfig.names()
         if not self.modalities:
             raise ConfigError(f"{key}.modalities: list at least one modality")

