@@ -3,6 +3,7 @@ pipeline.exits): 0 ok, 1 failures with --strict or verify problems, 2 bad argume
 parameters, 3 missing input, 4 the run itself failed, 130 interrupted. Each code and each way
 a new user met a wrong one, on a real project made of the sample clips."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -228,16 +229,25 @@ def test_ctrl_c_is_one_line_and_stops_the_workers(tmp_path, sample_clips):
     p = subprocess.Popen([str(BIN / "mer"), "extract", "faces"], cwd=root, text=True,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     proc = psutil.Process(p.pid)
+
+    def workers() -> list[psutil.Process]:  # the loky workers, not the progress manager or
+        found = []                           # the resource trackers, which start first
+        for child in proc.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                if any("LokyProcess" in part for part in child.cmdline()):
+                    found.append(child)
+        return found
+
     deadline = time.monotonic() + 240
-    while len(proc.children(recursive=True)) < 2 and time.monotonic() < deadline:
+    while len(workers()) < 2 and time.monotonic() < deadline:
         time.sleep(0.2)
-    workers = proc.children(recursive=True)
-    assert len(workers) >= 2, "the workers never started"
+    started = workers()
+    assert len(started) >= 2, "the workers never started"
     time.sleep(2.0)  # let them take their first clips
     os.killpg(p.pid, signal.SIGINT)
     out, err = p.communicate(timeout=120)
     assert p.returncode == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert err.rstrip().splitlines()[-1] == "mer: interrupted"
-    gone, alive = psutil.wait_procs(workers, timeout=30)
+    gone, alive = psutil.wait_procs(started, timeout=30)
     assert not alive, alive
