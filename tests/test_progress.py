@@ -110,7 +110,7 @@ def test_worker_processes_report_each_clip_as_it_finishes(
 ):
     """Two loky workers, batches of 4 clips: the clip count moves one clip at a time (the
     workers report through the parent's queue), not only when a batch of 4 returns."""
-    progress.configure(interval=0.2)
+    progress.configure(interval=0.01)  # many draws per clip: the count is seen as it moves
     root, params = _project(project_factory, sample_clips[:8], n_jobs=2, batch_clips=4)
     entries = read_manifest(Layout("sample", root=root).clips_csv)
     summary = run_extraction("spectrogram", params.section("spectrogram"), entries,
