@@ -7,12 +7,17 @@
    the schema version. Never a path or a time. Clips whose key is in the per-clip cache
    (``<cache_dir>/<corpus>/<feature>/<key[:2]>/<key>.h5``, outside the DVC outs) and whose
    checksums hold are reused; a media file that changed since ingest is a failure, never
-   features under the old hash (a memo of file stats spares re-hashing unchanged files).
+   features under the old hash (a memo keyed on each file's device, inode, size, mtime and
+   ctime spares re-hashing unchanged files).
 2. The rest go to joblib workers in small batches (loky processes by default, Dask for a
    cluster; :mod:`pipeline.execution`, which also retries the clips of a worker that died).
-   A worker builds its extractor and loads its models once, hashes each clip's media bytes
-   (a mismatch with the manifest fails the clip), writes its features to its cache file
-   under a temporary name unique to the process and renames it when complete.
+   A worker builds its extractor and loads its models once, opens each clip's media (and
+   audio) file once and decodes it through that descriptor while hashing what is read
+   (:mod:`pipeline.media.source_file`): a file that is not the ingested one, or that
+   changed while it was read, fails the clip. It writes the features to the clip's cache
+   file under a temporary name unique to the process; a second thread fsyncs each finished
+   file and renames it into place while the next clip is extracted, and the batch is
+   reported done only when all of its files are durable in place.
 3. A clip that raises is recorded (clip id, stage, reason, exception type); the rest go on.
    A model that cannot load fails the whole stage and leaves the previous output in place.
 4. The shards are assembled from the cache in manifest order, each written atomically, and
@@ -21,6 +26,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -41,16 +47,24 @@ from .execution import run_batches, watch_parent
 from .extras import needs
 from .features import ClipSource, Extractor, make_extractor
 from .features.base import restrict_source, source_key_inputs
-from .hashing import MediaHashMemo, file_sha256, params_hash
+from .hashing import FileIdentity, MediaHashMemo, params_hash
 from .locks import output_lock
 from .manifest import Failure, ManifestEntry
+from .media.source_file import (
+    ClipFiles,
+    MediaChangedError,
+    SourceFileError,
+    hash_file,
+    missing_audio,
+)
 from .store import SCHEMA_VERSION, ClipSink, ShardWriter
 from .store.integrity import clip_group_problems, member_problems
 from .store.reader import ShardError
+from .store.writer import _fsync_dir as fsync_dir
 from .store.writer import fsync_file
 
 with needs("running a stage", "pipeline"):
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import ThreadpoolController
     from tqdm import tqdm
 
 log = logging.getLogger(__name__)
@@ -64,10 +78,6 @@ _WORKER_EXTRACTORS: dict[tuple[str, str], Extractor] = {}
 
 class StageError(RuntimeError):
     """The stage as a whole cannot run (a model that does not load): nothing is written."""
-
-
-class MediaChangedError(RuntimeError):
-    """A media file's bytes are not those the manifest recorded at ingest."""
 
 
 @dataclass
@@ -89,6 +99,7 @@ class ClipOutcome:
     audio_seconds: float = 0.0
     setup_failed: bool = False  # the extractor's models did not load: the stage fails
     media_sha256: str = ""  # the media bytes' hash as read in the worker
+    media_identity: FileIdentity | None = None  # the open file those bytes were read from
     reused: bool = False  # a complete cache file was already there (a retried batch)
 
 
@@ -180,7 +191,7 @@ def _run_batch(
 ) -> list[ClipOutcome]:
     """Executed in a worker: extract each clip of the batch into its cache file. The first
     task's ``slot`` (its batch's number) places a worker's models on a GPU (see
-    pipeline.devices)."""
+    pipeline.devices). Returns when every file of the batch is durable in place."""
     watch_parent(parent_pid)
     outcomes = []
     try:
@@ -191,104 +202,184 @@ def _run_batch(
                         setup_failed=True)
             for t in tasks
         ]
-    for t in tasks:
-        t0 = time.perf_counter()
-        try:
-            attrs, sha, reused = _extract_to_cache(extractor, t, runner)
-            outcomes.append(
-                ClipOutcome(
-                    t.clip_id,
-                    True,
-                    time.perf_counter() - t0,
-                    audio_seconds=float(attrs.get("audio_seconds", t.source.duration)),
-                    media_sha256=sha,
-                    reused=reused,
+    with CacheCommitter() as committer:
+        for t in tasks:
+            t0 = time.perf_counter()
+            try:
+                attrs, sha, identity, reused = _extract_to_cache(extractor, t, runner, committer)
+                outcomes.append(
+                    ClipOutcome(
+                        t.clip_id,
+                        True,
+                        time.perf_counter() - t0,
+                        audio_seconds=float(attrs.get("audio_seconds", t.source.duration)),
+                        media_sha256=sha,
+                        media_identity=identity,
+                        reused=reused,
+                    )
                 )
-            )
-        except Exception as e:  # noqa: BLE001 - every per-clip failure is recorded, not raised
-            reason = str(e) or type(e).__name__
-            outcomes.append(
-                ClipOutcome(t.clip_id, False, time.perf_counter() - t0, reason, type(e).__name__)
-            )
+            except Exception as e:  # noqa: BLE001 - every per-clip failure is recorded
+                reason = str(e) or type(e).__name__
+                outcomes.append(
+                    ClipOutcome(t.clip_id, False, time.perf_counter() - t0, reason,
+                                type(e).__name__)
+                )
+    for o in outcomes:  # a file that could not be made durable in place fails its clip
+        if o.ok and (err := committer.errors.get(o.clip_id)) is not None:
+            o.ok, o.reason, o.exception_type = False, f"cache write failed: {err}", type(
+                err).__name__
     return outcomes
 
 
-def _changed(path: Path, sha: str, recorded: str) -> str:
-    """Why the file's bytes are not the ingested ones ("" when they are)."""
-    if recorded and sha != recorded:
-        return (f"{path.name} changed since ingest (its sha256 is now {sha[:12]}, the "
-                f"manifest has {recorded[:12]}): rerun ingest")
-    return ""
+class CacheCommitter:
+    """Puts finished cache files in place off the extraction's path: a second thread fsyncs
+    each temporary file and then renames it to its final name, while the worker goes on with
+    the next clip. Leaving the ``with`` block waits for every file, so a batch is reported
+    only once its files are durable in place; a file under its final name was always synced
+    whole first. ``errors`` maps a clip id to what went wrong with its file."""
+
+    def __init__(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mer-cache-commit")
+        self._pending: list[tuple[str, Any]] = []
+        self._dirs: set[Path] = set()
+        self.errors: dict[str, BaseException] = {}
+
+    def commit(self, clip_id: str, tmp: Path, final: Path) -> None:
+        self._pending.append((clip_id, self._pool.submit(self._put, tmp, final)))
+        self._dirs.add(final.parent)
+
+    @staticmethod
+    def _put(tmp: Path, final: Path) -> None:
+        try:
+            fsync_file(tmp)
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> CacheCommitter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for clip_id, fut in self._pending:
+            try:
+                fut.result()
+            except OSError as e:
+                self.errors[clip_id] = e
+        self._pool.shutdown(wait=True)
+        for d in sorted(self._dirs):  # the renames themselves, once per directory
+            with contextlib.suppress(OSError):
+                fsync_dir(d)
 
 
-def _audio_missing(source: ClipSource) -> str:
-    return (f"its audio file {source.audio_name} is missing (it was there at ingest): "
-            f"restore it, or rerun ingest")
+class _OneThread:
+    """One BLAS/OpenMP thread while a clip is extracted: a matrix product's sums then come
+    out the same in every process on every machine (with 2 threads every sample mel differs
+    in the last bits), so the stored bytes do not depend on core count or n_jobs;
+    parallelism comes from the worker processes. Finding the loaded thread pools means
+    scanning the process's libraries (4 ms), so it is done again only after a module was
+    imported since (a new library can come only with one); the limit is lifted after each
+    clip, so a stage run in the caller's process leaves its threads as they were."""
+
+    def __init__(self) -> None:
+        self._controller: Any = None
+        self._n_modules = -1
+
+    def __call__(self) -> Any:
+        if self._controller is None or len(sys.modules) != self._n_modules:
+            self._n_modules = len(sys.modules)
+            self._controller = ThreadpoolController()
+        return self._controller.limit(limits=1)
 
 
-def _check_media(task: Task) -> str:
-    """Hash the media bytes about to be read, and the clip's separate audio file when the
-    extractor reads one; refuse them when they are not the ingested ones."""
-    sha = file_sha256(task.source.path)
-    if why := _changed(task.source.path, sha, task.source.sha256):
-        raise MediaChangedError(why)
-    audio = task.source.audio_path
-    if audio is not None:
-        if not audio.is_file():
-            raise MediaChangedError(_audio_missing(task.source))
-        if why := _changed(audio, file_sha256(audio), task.source.audio_sha256):
-            raise MediaChangedError(why)
-    return sha
-
-
-def _audio_problem(source: ClipSource, memo: MediaHashMemo) -> str:
-    """In the parent, before reusing a cached clip: why its separate audio file is not the
-    ingested one ("" when it is, or when the clip has none)."""
-    audio = source.audio_path
-    if audio is None:
-        return ""
-    if not audio.is_file():
-        return _audio_missing(source)
-    sha = memo.get(audio) or memo.put(audio, file_sha256(audio))
-    return _changed(audio, sha, source.audio_sha256)
+_one_thread = _OneThread()
 
 
 def _extract_to_cache(
-    extractor: Extractor, task: Task, runner: RunnerConfig
-) -> tuple[dict[str, Any], str, bool]:
+    extractor: Extractor, task: Task, runner: RunnerConfig, committer: CacheCommitter
+) -> tuple[dict[str, Any], str, FileIdentity | None, bool]:
     """Extract one clip straight into its cache file: written under a temporary name unique to
     this host, process and thread (rows stream there once they pass ``runner.spill_mb``),
-    marked complete, renamed into place. A failure or a kill leaves no file under the final
-    name. Returns the clip's attrs, its media hash, and whether the file was already there."""
+    marked complete, handed to ``committer`` to be synced and renamed into place. A failure
+    or a kill leaves no file under the final name. The media is read through the one open
+    file that is hashed (:class:`~pipeline.media.source_file.ClipFiles`). Returns the
+    clip's attrs, its media hash and the identity of the file hashed, and whether the cache
+    file was already there."""
     path = Path(task.cache_path)
     done = _read_cached(path) if path.exists() else None
     if done is not None:  # a batch retried after its worker died had finished this clip
         with done:
             attrs = dict(done[CACHE_GROUP].attrs)
-        return attrs, task.source.sha256, True
-    sha = _check_media(task)
+        return attrs, task.source.sha256, None, True
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{HOST}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        with h5py.File(tmp, "w") as f:
-            sink = ClipSink(
-                f.create_group(CACHE_GROUP),
-                spill_bytes=int(runner.spill_mb * 2**20),
-                compression=runner.compression,
-            )
-            # One BLAS/OpenMP thread: a matrix product's sums then come out the same in every
-            # process on every machine (with 2 threads every sample mel differs in the last
-            # bits), so the stored bytes do not depend on core count or n_jobs. Parallelism
-            # comes from the worker processes.
-            with threadpool_limits(limits=1):
-                attrs = extractor.extract_into(task.source, sink)
-            sink.close(attrs, sha, task.cache_key)
-            f.attrs["complete"] = True
-        fsync_file(tmp)
-        os.replace(tmp, path)
-    finally:
+        with ClipFiles(task.source) as files:
+            with h5py.File(tmp, "w") as f:
+                sink = ClipSink(
+                    f.create_group(CACHE_GROUP),
+                    spill_bytes=int(runner.spill_mb * 2**20),
+                    compression=runner.compression,
+                )
+                try:
+                    with _one_thread():
+                        attrs = extractor.extract_into(files.source, sink)
+                except Exception:
+                    files.finish()  # a file that changed: that is the reason, whatever broke
+                    raise
+                sha = files.finish()
+                sink.close(attrs, sha, task.cache_key)
+                f.attrs["complete"] = True
+            identity = files.media.identity
+    except BaseException:
         tmp.unlink(missing_ok=True)
-    return attrs, sha, False
+        raise
+    committer.commit(task.clip_id, tmp, path)
+    return attrs, sha, identity, False
+
+
+def _file_problem(path: Path, label: str, recorded: str, memo: MediaHashMemo) -> str:
+    """In the parent, before reusing a cached clip: why a file it was made from is not the
+    ingested one ("" when it is). Hashed through the same owner as in the workers (no FIFO
+    blocks it), unless the memo knows the file's identity."""
+    sha = memo.get(path)
+    if sha is None:
+        try:
+            sha, identity = hash_file(path)
+        except (SourceFileError, MediaChangedError) as e:
+            return str(e)
+        memo.put(path, sha, identity)
+    if recorded and sha != recorded:
+        return (f"{label} changed since ingest (its sha256 is now {sha[:12]}, the "
+                f"manifest has {recorded[:12]}): rerun ingest")
+    return ""
+
+
+def _reuse_problem(source: ClipSource, memo: MediaHashMemo) -> str:
+    """Why the clip's media or separate audio file is not the ingested one, so that its cache
+    entry must not be reused ("" when both are)."""
+    why = _file_problem(source.path, source.path.name, source.sha256, memo)
+    audio = source.audio_path
+    if why or audio is None:
+        return why
+    label = source.audio_name or audio.name
+    if not audio.exists():
+        return missing_audio(label)
+    return _file_problem(audio, label, source.audio_sha256, memo)
+
+
+def _hashed(path: Path, memo: MediaHashMemo) -> str:
+    """A file's sha256 for a manifest that has none: from the memo, or hashed now ('' when it
+    cannot be read: the worker that opens it says why)."""
+    sha = memo.get(path)
+    if sha is None:
+        try:
+            sha, identity = hash_file(path)
+        except (SourceFileError, MediaChangedError):
+            return ""
+        memo.put(path, sha, identity)
+    return sha
 
 
 def _remove_leftovers(cache_root: Path) -> None:
@@ -381,21 +472,15 @@ def run_extraction(
             except ValueError as err:
                 failures.append(_fail(feature, e.clip_id, str(err), type(err).__name__))
                 continue
-            if not full.sha256 and full.path.is_file():  # a manifest without hashes: hash now
-                full = replace(full, sha256=memo.get(full.path) or memo.put(
-                    full.path, file_sha256(full.path)))
+            if not full.sha256:  # a manifest without hashes: hash now
+                full = replace(full, sha256=_hashed(full.path, memo))
             src = restrict_source(full, extractor.source_fields)
-            if src.audio_path is not None and not src.audio_sha256 and src.audio_path.is_file():
-                src = replace(src, audio_sha256=memo.get(src.audio_path) or memo.put(
-                    src.audio_path, file_sha256(src.audio_path)))
+            if src.audio_path is not None and not src.audio_sha256:
+                src = replace(src, audio_sha256=_hashed(src.audio_path, memo))
             key = cache_key(extractor, src)
             path = cache_root / key[:2] / f"{key}.h5"
             if path.exists():
-                sha = memo.get(src.path)
-                if sha is None and src.path.is_file():
-                    sha = memo.put(src.path, file_sha256(src.path))
-                why = _changed(src.path, sha, e.sha256) if sha is not None else ""
-                if why := why or _audio_problem(src, memo):
+                if why := _reuse_problem(src, memo):
                     failures.append(_fail(feature, e.clip_id, why, MediaChangedError.__name__))
                     continue
                 problems = _cache_entry_problems(path, key, runner.verify_cache)
@@ -446,8 +531,8 @@ def run_extraction(
                 f"the previous output is left as it was: {setup[0].reason}"
             )
         for o in outcomes:
-            if o.ok and o.media_sha256:
-                memo.put(by_id[o.clip_id].source.path, o.media_sha256)
+            if o.ok and o.media_sha256 and o.media_identity is not None:
+                memo.put(by_id[o.clip_id].source.path, o.media_sha256, o.media_identity)
             if not o.ok:
                 failures.append(_fail(feature, o.clip_id, o.reason, o.exception_type))
                 log.warning("%s: %s failed: %s (%s)", feature, o.clip_id, o.reason,

@@ -440,7 +440,7 @@ class FacesExtractor(StreamingExtractor):
     def _frames(self, source: ClipSource) -> Iterator[tuple[float, Any]]:
         cfg: FacesConfig = self.config
         return iter_decoded(
-            source.path,
+            source.media_input(),
             fps=cfg.fps,
             start=source.start,
             end=source.end,
@@ -456,7 +456,7 @@ class FacesExtractor(StreamingExtractor):
         from ..vision.track_choice import energy_envelope
 
         try:
-            audio = decode_audio(source.sound_path, 16000, start=source.start, end=source.end)
+            audio = decode_audio(source.sound_input(), 16000, start=source.start, end=source.end)
         except AudioDecodeError:
             return None
         return energy_envelope(audio, 16000, np.asarray(log.times) - source.start)

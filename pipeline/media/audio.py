@@ -16,6 +16,7 @@ import av
 import numpy as np
 
 from ..extras import needs
+from .source_file import DECODER_BUFFER, SourceReader, as_reader, media_name
 
 _WARMUP = 0.2  # seconds decoded before a cut's start
 
@@ -25,26 +26,31 @@ class AudioDecodeError(RuntimeError):
 
 
 def iter_audio(
-    path: str | Path,
+    path: str | Path | SourceReader,
     sample_rate: int,
     mono: bool = True,
     start: float = 0.0,
     end: float = 0.0,
     block_seconds: float = 10.0,
 ) -> Iterator[np.ndarray]:
-    """Yield the audio of ``path`` as float32 blocks in [-1, 1] of about ``block_seconds``
+    """Yield the audio of ``path`` (a file, or a reader over one opened by
+    :mod:`pipeline.media.source_file`) as float32 blocks in [-1, 1] of about ``block_seconds``
     each at ``sample_rate``, shape (samples,) or, with ``mono`` False, (channels, samples).
 
     ``start``/``end`` in seconds cut a segment (``end`` 0 = to the end of the file). Time 0 is
     the start of the audio stream, the time base shared by every feature of a clip. Raises
     :class:`AudioDecodeError` (when iterated) for a file with no audio or undecodable audio.
     """
-    path = Path(path)
+    media, path = path, media_name(path)
+    reader = None
     try:
-        container = av.open(str(path))
+        reader = as_reader(media)
+        container = av.open(reader, buffer_size=DECODER_BUFFER)
     except (av.FFmpegError, UnicodeDecodeError, ValueError, OSError) as e:
+        if reader is not None:
+            reader.close()
         raise AudioDecodeError(f"{path}: cannot open ({e})") from e
-    with container:
+    with reader, container:
         if not container.streams.audio:
             raise AudioDecodeError(f"{path}: no audio track")
         stream = container.streams.audio[0]
@@ -148,7 +154,7 @@ class _Output:
 
 
 def decode_audio(
-    path: str | Path,
+    path: str | Path | SourceReader,
     sample_rate: int,
     mono: bool = True,
     start: float = 0.0,
@@ -157,5 +163,5 @@ def decode_audio(
     """The whole of :func:`iter_audio`'s output as one array, (samples,) or (channels, n)."""
     blocks = [b for b in iter_audio(path, sample_rate, mono, start, end) if b.shape[-1]]
     if not blocks:
-        raise AudioDecodeError(f"{path}: audio track holds no samples")
+        raise AudioDecodeError(f"{media_name(path)}: audio track holds no samples")
     return np.concatenate(blocks, axis=-1)
