@@ -26,7 +26,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -41,6 +40,7 @@ from typing import Any
 
 import h5py
 
+from .cache_commit import CacheCommitter
 from .config import RunnerConfig
 from .devices import place_worker, worker_config
 from .execution import run_batches, watch_parent
@@ -50,21 +50,13 @@ from .features.base import restrict_source, source_key_inputs
 from .hashing import FileIdentity, MediaHashMemo, params_hash
 from .locks import output_lock
 from .manifest import Failure, ManifestEntry
-from .media.source_file import (
-    ClipFiles,
-    MediaChangedError,
-    SourceFileError,
-    hash_file,
-    missing_audio,
-)
+from .media.source_file import ClipFiles, known_sha256, reuse_problem
 from .store import SCHEMA_VERSION, ClipSink, ShardWriter
 from .store.integrity import clip_group_problems, member_problems
 from .store.reader import ShardError
-from .store.writer import _fsync_dir as fsync_dir
-from .store.writer import fsync_file
+from .thread_limits import one_thread
 
 with needs("running a stage", "pipeline"):
-    from threadpoolctl import ThreadpoolController
     from tqdm import tqdm
 
 log = logging.getLogger(__name__)
@@ -231,71 +223,6 @@ def _run_batch(
     return outcomes
 
 
-class CacheCommitter:
-    """Puts finished cache files in place off the extraction's path: a second thread fsyncs
-    each temporary file and then renames it to its final name, while the worker goes on with
-    the next clip. Leaving the ``with`` block waits for every file, so a batch is reported
-    only once its files are durable in place; a file under its final name was always synced
-    whole first. ``errors`` maps a clip id to what went wrong with its file."""
-
-    def __init__(self) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mer-cache-commit")
-        self._pending: list[tuple[str, Any]] = []
-        self._dirs: set[Path] = set()
-        self.errors: dict[str, BaseException] = {}
-
-    def commit(self, clip_id: str, tmp: Path, final: Path) -> None:
-        self._pending.append((clip_id, self._pool.submit(self._put, tmp, final)))
-        self._dirs.add(final.parent)
-
-    @staticmethod
-    def _put(tmp: Path, final: Path) -> None:
-        try:
-            fsync_file(tmp)
-            os.replace(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
-
-    def __enter__(self) -> CacheCommitter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for clip_id, fut in self._pending:
-            try:
-                fut.result()
-            except OSError as e:
-                self.errors[clip_id] = e
-        self._pool.shutdown(wait=True)
-        for d in sorted(self._dirs):  # the renames themselves, once per directory
-            with contextlib.suppress(OSError):
-                fsync_dir(d)
-
-
-class _OneThread:
-    """One BLAS/OpenMP thread while a clip is extracted: a matrix product's sums then come
-    out the same in every process on every machine (with 2 threads every sample mel differs
-    in the last bits), so the stored bytes do not depend on core count or n_jobs;
-    parallelism comes from the worker processes. Finding the loaded thread pools means
-    scanning the process's libraries (4 ms), so it is done again only after a module was
-    imported since (a new library can come only with one); the limit is lifted after each
-    clip, so a stage run in the caller's process leaves its threads as they were."""
-
-    def __init__(self) -> None:
-        self._controller: Any = None
-        self._n_modules = -1
-
-    def __call__(self) -> Any:
-        if self._controller is None or len(sys.modules) != self._n_modules:
-            self._n_modules = len(sys.modules)
-            self._controller = ThreadpoolController()
-        return self._controller.limit(limits=1)
-
-
-_one_thread = _OneThread()
-
-
 def _extract_to_cache(
     extractor: Extractor, task: Task, runner: RunnerConfig, committer: CacheCommitter
 ) -> tuple[dict[str, Any], str, FileIdentity | None, bool]:
@@ -307,11 +234,14 @@ def _extract_to_cache(
     clip's attrs, its media hash and the identity of the file hashed, and whether the cache
     file was already there."""
     path = Path(task.cache_path)
+    committer.settle(path)  # an earlier clip of the batch with the same key
     done = _read_cached(path) if path.exists() else None
-    if done is not None:  # a batch retried after its worker died had finished this clip
+    if done is not None:  # a batch retried after its worker died, or a clip of the same
+        # key earlier in the batch, had finished this clip
         with done:
             attrs = dict(done[CACHE_GROUP].attrs)
-        return attrs, task.source.sha256, None, True
+        with ClipFiles(task.source) as files:  # its own files must be the ingested ones too
+            return attrs, files.finish(), files.media.identity, True
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{HOST}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
@@ -323,7 +253,7 @@ def _extract_to_cache(
                     compression=runner.compression,
                 )
                 try:
-                    with _one_thread():
+                    with one_thread():
                         attrs = extractor.extract_into(files.source, sink)
                 except Exception:
                     files.finish()  # a file that changed: that is the reason, whatever broke
@@ -337,49 +267,6 @@ def _extract_to_cache(
         raise
     committer.commit(task.clip_id, tmp, path)
     return attrs, sha, identity, False
-
-
-def _file_problem(path: Path, label: str, recorded: str, memo: MediaHashMemo) -> str:
-    """In the parent, before reusing a cached clip: why a file it was made from is not the
-    ingested one ("" when it is). Hashed through the same owner as in the workers (no FIFO
-    blocks it), unless the memo knows the file's identity."""
-    sha = memo.get(path)
-    if sha is None:
-        try:
-            sha, identity = hash_file(path)
-        except (SourceFileError, MediaChangedError) as e:
-            return str(e)
-        memo.put(path, sha, identity)
-    if recorded and sha != recorded:
-        return (f"{label} changed since ingest (its sha256 is now {sha[:12]}, the "
-                f"manifest has {recorded[:12]}): rerun ingest")
-    return ""
-
-
-def _reuse_problem(source: ClipSource, memo: MediaHashMemo) -> str:
-    """Why the clip's media or separate audio file is not the ingested one, so that its cache
-    entry must not be reused ("" when both are)."""
-    why = _file_problem(source.path, source.path.name, source.sha256, memo)
-    audio = source.audio_path
-    if why or audio is None:
-        return why
-    label = source.audio_name or audio.name
-    if not audio.exists():
-        return missing_audio(label)
-    return _file_problem(audio, label, source.audio_sha256, memo)
-
-
-def _hashed(path: Path, memo: MediaHashMemo) -> str:
-    """A file's sha256 for a manifest that has none: from the memo, or hashed now ('' when it
-    cannot be read: the worker that opens it says why)."""
-    sha = memo.get(path)
-    if sha is None:
-        try:
-            sha, identity = hash_file(path)
-        except (SourceFileError, MediaChangedError):
-            return ""
-        memo.put(path, sha, identity)
-    return sha
 
 
 def _remove_leftovers(cache_root: Path) -> None:
@@ -473,15 +360,15 @@ def run_extraction(
                 failures.append(_fail(feature, e.clip_id, str(err), type(err).__name__))
                 continue
             if not full.sha256:  # a manifest without hashes: hash now
-                full = replace(full, sha256=_hashed(full.path, memo))
+                full = replace(full, sha256=known_sha256(full.path, memo))
             src = restrict_source(full, extractor.source_fields)
             if src.audio_path is not None and not src.audio_sha256:
-                src = replace(src, audio_sha256=_hashed(src.audio_path, memo))
+                src = replace(src, audio_sha256=known_sha256(src.audio_path, memo))
             key = cache_key(extractor, src)
             path = cache_root / key[:2] / f"{key}.h5"
             if path.exists():
-                if why := _reuse_problem(src, memo):
-                    failures.append(_fail(feature, e.clip_id, why, MediaChangedError.__name__))
+                if why := reuse_problem(src, memo):
+                    failures.append(_fail(feature, e.clip_id, why, "MediaChangedError"))
                     continue
                 problems = _cache_entry_problems(path, key, runner.verify_cache)
                 if not problems:

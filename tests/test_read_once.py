@@ -351,3 +351,24 @@ def test_the_memo_holds_the_identity_of_what_was_hashed(tmp_path, sample_clips):
     rec = memo[str((videos / "c0.mp4").absolute())]
     assert rec == [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
                    hashlib.sha256((videos / "c0.mp4").read_bytes()).hexdigest()]
+
+
+def test_copies_of_one_recording_in_one_batch_share_one_cache_file(tmp_path, sample_clips):
+    """Clips of the same bytes have the same cache key: the second of a batch waits for the
+    first one's file to be in place and reuses it (its own file checked), never writing the
+    same temporary file while the first is being synced and renamed."""
+    videos = _folder(tmp_path, [sample_clips[0]] * 4 + [sample_clips[1]])
+    root = tmp_path / "p"
+    assert _extract(root, videos, "mel") == 0
+    import json
+
+    from pipeline.workflow import run_facts_path
+
+    facts = json.loads(run_facts_path(Layout(NAME, root).metrics_json("mel")).read_text())
+    assert (facts["extracted"], facts["reused_from_cache"], facts["failed"]) == (2, 3, 0)
+    mels = _mel(root)
+    for cid in ("c1", "c2", "c3"):
+        np.testing.assert_array_equal(mels[cid], mels["c0"])
+    assert len(_cached_mels(root)) == 2
+    assert not list((root / "cache").rglob("*.tmp"))
+    assert verify(Layout(NAME, root).features_dir("mel")) == []

@@ -21,6 +21,10 @@ read of it goes through that one descriptor.
 4. :class:`ClipFiles` does this for a clip's media file and its separate audio file, and
    hands the extractor a :class:`~pipeline.features.base.ClipSource` whose decoders read
    through them (``source.media_input()``, ``source.sound_input()``).
+5. Before a cached clip is reused, :func:`reuse_problem` checks the same files in the
+   parent: hashed through :class:`SourceFile` unless the media-hash memo holds the sha256
+   of a file of the same identity (device, inode, size, mtime, ctime). A worker's hash is
+   memoised with the identity of the descriptor it read, never a later stat of the path.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..hashing import FileIdentity, file_identity
+from ..hashing import FileIdentity, MediaHashMemo, file_identity
 
 if TYPE_CHECKING:
     from ..features.base import ClipSource
@@ -157,11 +161,8 @@ class SourceFile:
                 f"{self.label} changed while it was read ({_moved(self.identity, now)}): "
                 f"rerun the stage once it is no longer being written"
             )
-        if self.expected and self._digest != self.expected:
-            raise MediaChangedError(
-                f"{self.label} changed since ingest (its sha256 is now {self._digest[:12]}, "
-                f"the manifest has {self.expected[:12]}): rerun ingest"
-            )
+        if why := not_ingested(self.label, self._digest, self.expected):
+            raise MediaChangedError(why)
         return self._digest
 
     def close(self) -> None:
@@ -302,6 +303,57 @@ def _open_audio(source: ClipSource) -> SourceFile:
     return SourceFile(source.audio_path, label, source.audio_sha256)
 
 
+def not_ingested(label: str, sha: str, recorded: str) -> str:
+    """Why a file whose bytes hash to ``sha`` is not the ingested one ('' when it is, or when
+    the manifest recorded no hash)."""
+    if recorded and sha != recorded:
+        return (f"{label} changed since ingest (its sha256 is now {sha[:12]}, the manifest "
+                f"has {recorded[:12]}): rerun ingest")
+    return ""
+
+
 def missing_audio(label: str) -> str:
     return (f"its audio file {label} is missing (it was there at ingest): restore it, or "
             f"rerun ingest")
+
+
+# -- in the parent, before a cached clip is reused ----------------------------------------
+
+
+def _memo_sha256(path: Path, memo: MediaHashMemo) -> str:
+    sha = memo.get(path)
+    if sha is None:
+        sha, identity = hash_file(path)
+        memo.put(path, sha, identity)
+    return sha
+
+
+def _file_problem(path: Path, label: str, recorded: str, memo: MediaHashMemo) -> str:
+    try:
+        sha = _memo_sha256(path, memo)
+    except (SourceFileError, MediaChangedError) as e:
+        return str(e)
+    return not_ingested(label, sha, recorded)
+
+
+def reuse_problem(source: ClipSource, memo: MediaHashMemo) -> str:
+    """Why the clip's media or separate audio file is not the ingested one, so that its cache
+    entry must not be reused ("" when both are): the words a worker would say, from the
+    memo or by hashing the file through :class:`SourceFile` (no FIFO blocks it)."""
+    why = _file_problem(source.path, source.path.name, source.sha256, memo)
+    audio = source.audio_path
+    if why or audio is None:
+        return why
+    label = source.audio_name or audio.name
+    if not audio.exists():
+        return missing_audio(label)
+    return _file_problem(audio, label, source.audio_sha256, memo)
+
+
+def known_sha256(path: Path, memo: MediaHashMemo) -> str:
+    """A file's sha256 for a manifest that has none: from the memo, or hashed now ('' when it
+    cannot be read: the worker that opens it says why)."""
+    try:
+        return _memo_sha256(path, memo)
+    except (SourceFileError, MediaChangedError):
+        return ""
