@@ -52,7 +52,7 @@ from .locks import output_lock
 from .manifest import Failure, ManifestEntry
 from .media.source_file import ClipFiles, known_sha256, reuse_problem
 from .store import SCHEMA_VERSION, ClipSink, ShardWriter
-from .store.integrity import clip_group_problems, member_problems
+from .store.integrity import UnsafeObjectError, clip_group_problems, member_problems, reach
 from .store.reader import ShardError
 from .thread_limits import one_thread
 
@@ -239,7 +239,7 @@ def _extract_to_cache(
     if done is not None:  # a batch retried after its worker died, or a clip of the same
         # key earlier in the batch, had finished this clip
         with done:
-            attrs = dict(done[CACHE_GROUP].attrs)
+            attrs = dict(reach(done, CACHE_GROUP).attrs)
         with ClipFiles(task.source) as files:  # its own files must be the ingested ones too
             return attrs, files.finish(), files.media.identity, True
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -309,7 +309,10 @@ def _cache_entry_problems(path: Path, key: str, checksums: bool = True) -> list[
     if f is None:
         return ["unreadable or incomplete"]
     with f:
-        group = f.get(CACHE_GROUP)
+        try:
+            group = reach(f, CACHE_GROUP)
+        except (UnsafeObjectError, KeyError) as e:
+            return [f"no /{CACHE_GROUP} group of its own ({e})"]
         if not isinstance(group, h5py.Group):
             return [f"no /{CACHE_GROUP} group"]
         if checksums:
@@ -477,7 +480,7 @@ def _assemble(
             if f is None:
                 raise ShardError(f"cache file for {e.clip_id} vanished or is incomplete: {path}")
             with f:
-                writer.add_from(e.clip_id, f[CACHE_GROUP])
+                writer.add_from(e.clip_id, reach(f, CACHE_GROUP))
 
 
 def summary_json(summary: RunSummary) -> str:

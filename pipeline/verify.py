@@ -23,8 +23,8 @@ from .store.format import (
     TIMESTAMPS,
     VALID,
 )
-from .store.integrity import clip_group_problems, member_problems
-from .store.reader import shard_path
+from .store.integrity import UnsafeObjectError, clip_group_problems, member_problems, reach
+from .store.reader import shard_clip, shard_path
 
 # Cross-modality checks. Rows of these features span the clip's audio or its video frames, so
 # their data must reach the clip's end, and an audio feature must end where a visual one does.
@@ -157,7 +157,11 @@ def _scan(d: _Dir, reader: FeatureReader, tolerance: float) -> list[str]:
             if version not in READABLE_SCHEMAS:
                 problems.append(f"{spath}: unreadable schema version {version}; {lost}")
                 continue
-            groups = f.get(CLIPS_GROUP)
+            try:
+                groups = reach(f, CLIPS_GROUP)
+            except (UnsafeObjectError, KeyError) as e:
+                problems.append(f"{spath}: no /{CLIPS_GROUP} group of its own ({e}); {lost}")
+                continue
             if not isinstance(groups, h5py.Group):
                 problems.append(f"{spath}: no /{CLIPS_GROUP} group; {lost}")
                 continue
@@ -170,12 +174,13 @@ def _scan(d: _Dir, reader: FeatureReader, tolerance: float) -> list[str]:
                         f"{shard}, but {spath} has no such clip"
                     )
                     continue
-                if not isinstance(groups.get(cid, getlink=True), h5py.HardLink):
-                    problems.append(f"clip {cid}: {d.label}: its group in {spath} is a link "
-                                    f"to elsewhere, refused")
+                try:
+                    group = reach(groups, cid)
+                except UnsafeObjectError as e:
+                    problems.append(f"clip {cid}: {d.label}: {e}")
                     continue
                 try:
-                    facts = _check_clip(groups[cid], cid, d, reader.params, spath, tolerance,
+                    facts = _check_clip(group, cid, d, reader.params, spath, tolerance,
                                         shapes, problems, version)
                 except Exception as e:  # noqa: BLE001 - a damaged file is a finding, not a crash
                     problems.append(f"clip {cid}: {d.label}: unreadable in {spath} "
@@ -529,7 +534,7 @@ def _first_difference(cid: str, *sides: tuple[str, _ClipFacts]) -> str:
     rows = []
     for _, facts in sides:
         with h5py.File(facts.shard, "r") as f:
-            g = f[CLIPS_GROUP][cid]
+            g = shard_clip(f, cid)
             rows.append((g[TIMESTAMPS][()], g[VALID][()].astype(bool)))
     (la, _), (lb, _) = sides
     (ta, va), (tb, vb) = rows

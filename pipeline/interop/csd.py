@@ -26,7 +26,7 @@ from ..extras import needs
 from ..hashing import file_sha256
 from ..ids import check_name
 from ..store import ClipFeatures, FeatureReader, ShardWriter
-from ..store.integrity import check_group_safe
+from ..store.integrity import check_group_safe, reach
 
 log = logging.getLogger(__name__)
 
@@ -106,15 +106,19 @@ def read_csd(path: str | Path) -> tuple[str, dict[str, tuple[np.ndarray, np.ndar
     with h5py.File(path, "r") as f:
         try:
             root = next(iter(f.keys()))
-            data = f[root]["data"]
+            # only this file's bytes: every group reached through hard links, no member a
+            # link, external storage or a virtual dataset
+            data = reach(f, root, "data")
             entries = {}
-            for k, g in data.items():
-                check_group_safe(g)  # no links or external storage: only this file's bytes
+            for k in data:
+                g = reach(data, k)
+                check_group_safe(g)
                 entries[k] = (g["features"][()], g["intervals"][()])
             meta = {}
-            if "metadata" in f[root]:
-                check_group_safe(f[root]["metadata"])
-                for k, ds in f[root]["metadata"].items():
+            if "metadata" in reach(f, root):
+                metadata = reach(f, root, "metadata")
+                check_group_safe(metadata)
+                for k, ds in metadata.items():
                     v = ds[0]
                     meta[k] = v.decode() if isinstance(v, bytes) else str(v)
         except (StopIteration, KeyError, AttributeError, TypeError) as e:

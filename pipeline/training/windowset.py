@@ -26,8 +26,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ..store.format import CLIPS_GROUP, RESERVED, TIMESTAMPS, VALID
-from ..store.reader import FeatureReader, ShardError
+from ..store.format import RESERVED, TIMESTAMPS, VALID
+from ..store.reader import FeatureReader, open_shard, shard_clip
 from .config import InputConfig
 from .windows import clip_rows, gather, row_spacing, sequence_rows, time_rows, window_start
 
@@ -121,12 +121,8 @@ class WindowSet:
             raise DataError(f"clip {clip_id!r} is not in {reader.dir}") from None
         f = self._files.get((modality, shard))
         if f is None:
-            f = h5py.File(reader.dir / shard, "r")
-            if not bool(f.attrs.get("complete", False)):
-                f.close()
-                raise ShardError(f"{reader.dir / shard}: shard is marked incomplete")
-            self._files[(modality, shard)] = f
-        return f[CLIPS_GROUP][clip_id]
+            f = self._files[(modality, shard)] = open_shard(reader.dir, shard)
+        return shard_clip(f, clip_id)  # the one check of every reader: nothing from elsewhere
 
     def clip(self, modality: str, clip_id: str) -> _ClipRows:
         """Timestamps, validity and the modality's array of one clip: an open HDF5 dataset
