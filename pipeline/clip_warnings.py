@@ -36,7 +36,7 @@ def collect_warnings(feature: str, feature_dir: Path) -> list[ClipWarning]:
     out = []
     with FeatureReader(feature_dir) as reader:
         for clip_id in reader.clip_ids:
-            text = reader.group(clip_id).attrs.get(WARNING_ATTR, "")
+            text = reader.group(clip_id, members=False).attrs.get(WARNING_ATTR, "")
             if isinstance(text, bytes):
                 text = text.decode()
             if text:

@@ -168,7 +168,7 @@ def extractor_metrics(feature: str, feature_dir: Path) -> dict:
     sums = dict.fromkeys(cls.summed_attrs, 0.0)
     with FeatureReader(feature_dir) as reader:
         for clip_id in reader.clip_ids:
-            attrs = reader.group(clip_id).attrs
+            attrs = reader.group(clip_id, members=False).attrs
             for key in cls.summed_attrs:
                 sums[key] += float(attrs.get(key, 0))
     return cls.corpus_metrics(sums)

@@ -148,7 +148,6 @@ def _dataset(fdir: Path):
 READERS = {
     "read": lambda d: FeatureReader(d).read("c0"),
     "rows": lambda d: FeatureReader(d).rows("c0"),
-    "clip_attrs": lambda d: FeatureReader(d).clip_attrs("c0"),
     "iter_windows": _windows,
     "trainer_windows": _trainer,
     "WindowDataset": _dataset,
@@ -165,6 +164,14 @@ def test_every_reader_refuses_a_shard_that_reaches_out(mel_dir, tmp_path, kind):
             read(fdir)
         _one_line(err.value, KINDS[kind])
         assert name and not (fdir.parent / "out.csd").exists()
+    # a reader of a clip's attributes only: the group must be reached through hard links
+    # (its members, never read, may be anything)
+    if kind.startswith(("clip", "shard")):
+        with pytest.raises(ShardError) as err:
+            FeatureReader(fdir).clip_attrs("c0")
+        _one_line(err.value, KINDS[kind])
+    else:
+        assert FeatureReader(fdir).clip_attrs("c0")["n_steps"] == 128
     problems = verify(fdir)  # findings, member by member: "array 'mel' ...: is ..."
     words = KINDS[kind].removeprefix("mel ")
     assert any(words in p and "\n" not in p for p in problems), problems

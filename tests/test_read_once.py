@@ -212,6 +212,9 @@ def test_a_recording_swapped_during_the_read_is_a_failure_row(tmp_path, sample_c
     ingested = (videos / "c0.mp4").read_bytes()
     other = tmp_path / "other.mp4"
     shutil.copy2(sample_clips[5], other)
+    import pipeline.runner
+
+    monkeypatch.setattr(pipeline.runner, "_WORKER_EXTRACTORS", {})  # none set up before
     monkeypatch.setitem(EXTRACTORS, "mel", _SwapDuringRead)
     _SwapDuringRead.swaps = [(other, videos / "c0.mp4")]
     assert _extract(root, videos, "mel") == 0
@@ -223,6 +226,7 @@ def test_a_recording_swapped_during_the_read_is_a_failure_row(tmp_path, sample_c
         assert r.clip_ids == ["c1"]
     assert len(_cached_mels(root)) == 1  # c1's entry only
     monkeypatch.setitem(EXTRACTORS, "mel", MelExtractor)
+    monkeypatch.setattr(pipeline.runner, "_WORKER_EXTRACTORS", {})
     # the ingested recording back: c0 is extracted from it, as a clean run extracts it
     (videos / "c0.mp4").write_bytes(ingested)
     assert _extract(root, videos, "mel") == 0
@@ -329,7 +333,7 @@ def test_a_fifo_where_the_media_was_is_a_failure_row(tmp_path, sample_clips):
     proc = subprocess.run(
         [sys.executable, "-m", "pipeline.cli",
          *_args(root, videos, "mel", "spectrogram", extra=options)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     for stage in ("mel", "spectrogram"):

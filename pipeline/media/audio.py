@@ -16,9 +16,10 @@ import av
 import numpy as np
 
 from ..extras import needs
-from .source_file import DECODER_BUFFER, SourceReader, as_reader, media_name
+from .source_file import SourceReader, as_reader, media_name
 
 _WARMUP = 0.2  # seconds decoded before a cut's start
+AUDIO_ONLY = {"skip_frame": "all"}  # codec options while probing a file for its sound
 
 
 class AudioDecodeError(RuntimeError):
@@ -45,7 +46,9 @@ def iter_audio(
     reader = None
     try:
         reader = as_reader(media)
-        container = av.open(reader, buffer_size=DECODER_BUFFER)
+        # No video frame is decoded to probe the streams (``skip_frame`` reaches only video
+        # decoders): the sound needs none, and a 720p probe costs more than the sound.
+        container = av.open(reader, buffer_size=reader.buffer_size, options=AUDIO_ONLY)
     except (av.FFmpegError, UnicodeDecodeError, ValueError, OSError) as e:
         if reader is not None:
             reader.close()
@@ -76,7 +79,7 @@ def iter_audio(
                     first = max(0, int(round((start - origin) * native)))
                     last = int(round((end - origin) * native)) if end > 0 else None
                 arrays = (
-                    [frame.to_ndarray()]
+                    [_planes(frame)]
                     if frame.format.name == "fltp"
                     else [o.to_ndarray() for o in converter.resample(frame)]
                 )
@@ -95,6 +98,16 @@ def iter_audio(
                 raise AudioDecodeError(f"{path}: audio track holds no samples")
             raise AudioDecodeError(f"{path}: no audio between {start} s and {end} s")
         yield from out.drain(final=True)
+
+
+def _planes(frame: av.AudioFrame) -> np.ndarray:
+    """(channels, samples) float32 of a planar float frame: its planes' own bytes, as
+    ``to_ndarray`` gives them without its per-frame stacking."""
+    n = frame.samples
+    planes = frame.planes
+    if len(planes) == 1:
+        return np.frombuffer(planes[0], np.float32, n).reshape(1, n)
+    return np.stack([np.frombuffer(p, np.float32, n) for p in planes])
 
 
 def _take(

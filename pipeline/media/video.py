@@ -26,7 +26,7 @@ from typing import Any
 import av
 import numpy as np
 
-from .source_file import DECODER_BUFFER, SourceReader, as_reader, media_name
+from .source_file import SourceReader, as_reader, media_name
 
 # How far short of its declared duration a video may end before it counts as truncated (s).
 TRUNCATION_SLACK = 0.5
@@ -50,7 +50,7 @@ def _open_video(media: str | Path | SourceReader) -> Iterator[tuple[Any, Any]]:
     reader = None
     try:
         reader = as_reader(media)
-        container = av.open(reader, buffer_size=DECODER_BUFFER)
+        container = av.open(reader, buffer_size=reader.buffer_size)
     except (av.FFmpegError, UnicodeDecodeError, ValueError, OSError) as e:
         if reader is not None:
             reader.close()

@@ -72,14 +72,19 @@ def reach(group: h5py.Group, *names: str) -> h5py.Group | h5py.Dataset:
     return obj
 
 
-def clip_group(f: h5py.Group, clip_id: str, parent: str = CLIPS_GROUP) -> h5py.Group:
+def clip_group(
+    f: h5py.Group, clip_id: str, parent: str = CLIPS_GROUP, members: bool = True
+) -> h5py.Group:
     """The group of ``clip_id`` under ``parent`` (a shard's ``/clips``), reached through hard
     links only and holding only sound members (:func:`reach`, :func:`check_group_safe`):
-    the one check of every reader. UnsafeObjectError otherwise, KeyError when absent."""
+    the one check of every reader. UnsafeObjectError otherwise, KeyError when absent.
+    ``members`` False skips the member check for a reader of the group's attributes only
+    (they live in the group's own header, never elsewhere)."""
     group = reach(f, parent, clip_id)
     if not isinstance(group, h5py.Group):
         raise UnsafeObjectError(f"{f.file.filename}:{group.name} is not a clip group")
-    check_group_safe(group)
+    if members:
+        check_group_safe(group)
     return group
 
 

@@ -64,11 +64,12 @@ def open_shard(feature_dir: Path, name: str) -> h5py.File:
     return f
 
 
-def shard_clip(f: h5py.File, clip_id: str) -> h5py.Group:
+def shard_clip(f: h5py.File, clip_id: str, members: bool = True) -> h5py.Group:
     """The clip group of ``clip_id`` in an open shard through the one check
-    (:func:`~pipeline.store.integrity.clip_group`); ShardError in one line otherwise."""
+    (:func:`~pipeline.store.integrity.clip_group`; ``members`` False for a reader of its
+    attributes only); ShardError in one line otherwise."""
     try:
-        return clip_group(f, clip_id)
+        return clip_group(f, clip_id, members=members)
     except UnsafeObjectError as e:
         raise ShardError(f"clip {clip_id!r}: {e}") from e
     except KeyError:
@@ -170,15 +171,16 @@ class FeatureReader:
             f = self._files[name] = open_shard(self.dir, name)
         return f
 
-    def group(self, clip_id: str) -> h5py.Group:
+    def group(self, clip_id: str, members: bool = True) -> h5py.Group:
         """The open clip group of ``clip_id`` (KeyError when the index has no such clip),
-        through the one check of every reader (:func:`shard_clip`)."""
+        through the one check of every reader (:func:`shard_clip`; ``members`` False for a
+        reader of the group's attributes only)."""
         try:
             name = self._clips[clip_id]
         except KeyError:
             raise KeyError(f"clip {clip_id!r} is not in {self.dir}") from None
         try:
-            return shard_clip(self._shard(name), clip_id)
+            return shard_clip(self._shard(name), clip_id, members)
         except OSError as e:
             raise ShardError(f"{self.dir / name}: cannot read clip {clip_id!r} ({e})") from e
 
@@ -206,7 +208,7 @@ class FeatureReader:
 
     def clip_attrs(self, clip_id: str) -> dict[str, Any]:
         """One clip group's attributes, without reading its arrays."""
-        group = self.group(clip_id)
+        group = self.group(clip_id, members=False)
         try:
             return {k: (v.item() if isinstance(v, np.generic) else v)
                     for k, v in group.attrs.items()}
