@@ -18,10 +18,12 @@
    The 2-worker speed-up is given in wall time (what the target is stated in) and, for a
    shared machine where wall time says little, as the CPU time per clip of 2 workers against
    1 (a speed-up of 2 needs equal CPU per clip and two free cores).
-3. ``mel_ravdess``: the mel stage over the RAVDESS-length clips, 1 worker: media seconds per
-   wall second and per CPU second ("x real time per worker").
-4. ``breakdown``: each stage in one process with ``n_jobs`` 1 under cProfile with a CPU
-   clock, over ``--profile-clips`` (100; visual stages 20): CPU ms per clip in named parts
+3. ``mel_ravdess``: the mel stage over the RAVDESS-length clips, 1 worker, in steady state
+   (after an untimed run on two other clips in the same process: imports and one-time
+   set-up excluded): media seconds per wall second and per CPU second ("x real time per
+   worker").
+4. ``breakdown``: each stage in one process with ``n_jobs`` 1, warmed up the same way, under
+   cProfile with a CPU clock, over ``--profile-clips`` (100): CPU ms per clip in named parts
    (they nest: "of which" rows are inside the row above them).
 
 ``--before CHECKOUT`` runs every measurement with that checkout's code too, in the same
@@ -96,7 +98,22 @@ def _reap() -> None:
         get_reusable_executor().shutdown(wait=True)
 
 
-def child_run(stage: str, n_jobs: int, root: Path, profile: bool) -> dict:
+def _faces_first(stage: str, root: Path) -> None:
+    from pipeline.workflow import layout, run_feature
+
+    params = _params(root, 2, root / "cache-faces-pre")
+    if stage == "landmarks" and not (layout(params, root).features_dir("faces") /
+                                     "index.json").exists():
+        run_feature(params, "faces", root, progress=False)
+        _reap()
+
+
+def child_run(stage: str, n_jobs: int, root: Path, profile: bool,
+              warm: Path | None = None) -> dict:
+    """One stage over ``root``'s corpus; with ``warm``, that small project's run of the same
+    stage first, in this process and untimed, so that imports and one-time set-up (librosa's
+    first use costs about 2 s of CPU) are out of the figures (n_jobs 1 only: workers of a
+    later run start afresh)."""
     from pipeline.manifest import read_manifest
     from pipeline.workflow import layout, run_feature
 
@@ -104,12 +121,12 @@ def child_run(stage: str, n_jobs: int, root: Path, profile: bool) -> dict:
     params = _params(root, n_jobs, cache)
     lay = layout(params, root)
     entries = read_manifest(lay.clips_csv)
-    if stage == "landmarks" and not (lay.features_dir("faces") / "index.json").exists():
-        run_feature(_params(root, 2, root / "cache-faces-pre"), "faces", root, progress=False)
-        _reap()
-    if profile:  # imports and one-time set-up out of the profile: one clip first, discarded
-        run_feature(_params(root, 1, root / "cache-warm"), stage, root, progress=False)
-        shutil.rmtree(root / "cache-warm", ignore_errors=True)
+    _faces_first(stage, root)
+    if warm is not None:
+        _faces_first(stage, warm)
+        run_feature(_params(warm, 1, warm / f"cache-warm-{os.getpid()}"), stage, warm,
+                    progress=False)
+        shutil.rmtree(warm / f"cache-warm-{os.getpid()}", ignore_errors=True)
     before_self = resource.getrusage(resource.RUSAGE_SELF)
     before_kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     prof = None
@@ -173,6 +190,16 @@ def _parts(prof, n: int) -> dict[str, float]:
 # -- parent -----------------------------------------------------------------------------------
 
 
+def _subset(clips: list[Path], folder: Path, n: int) -> Path:
+    """A folder of hard links to the first ``n`` of ``clips`` and their transcripts."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for c in clips[:n]:
+        for f in (c, c.with_suffix(".txt")):
+            if f.exists() and not (folder / f.name).exists():
+                os.link(f, folder / f.name)
+    return folder
+
+
 def _project(root: Path, corpus: Path) -> Path:
     """A project in ``root`` over ``corpus`` (folder adapter), ingested."""
     import yaml
@@ -190,11 +217,14 @@ def _project(root: Path, corpus: Path) -> Path:
     return root
 
 
-def _measure(code: Path, stage: str, n_jobs: int, root: Path, profile: bool = False) -> dict:
+def _measure(code: Path, stage: str, n_jobs: int, root: Path, profile: bool = False,
+             warm: Path | None = None) -> dict:
     env = dict(os.environ, PYTHONPATH=str(code), TQDM_DISABLE="1")
     cmd = [sys.executable, __file__, "--child", stage, str(n_jobs), str(root)]
     if profile:
         cmd.append("--profile")
+    if warm is not None:
+        cmd += ["--warm", str(warm)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=code,
                           timeout=6 * 3600)
     if proc.returncode != 0:
@@ -216,10 +246,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "bench/results/extract.json")
     ap.add_argument("--child", nargs=3, metavar=("STAGE", "N_JOBS", "ROOT"))
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--warm", type=Path)
     args = ap.parse_args()
     if args.child:
         stage, n_jobs, root = args.child
-        print(json.dumps(child_run(stage, int(n_jobs), Path(root), args.profile)))
+        print(json.dumps(child_run(stage, int(n_jobs), Path(root), args.profile, args.warm)))
         return
 
     from corpus_gen import distinct_clips, ravdess_length_clips
@@ -238,22 +269,14 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         sample = sorted((REPO / "data/sample").glob("Actor_*/*.mp4"))
         short = distinct_clips(sample, work / "short", args.clips)
-        visual = work / "visual"
-        visual.mkdir(exist_ok=True)
-        for c in short[: args.visual_clips]:
-            for f in (c, c.with_suffix(".txt")):
-                if not (visual / f.name).exists():
-                    os.link(f, visual / f.name)
-        profiled = work / "profiled"
-        profiled.mkdir(exist_ok=True)
-        for c in short[: args.profile_clips]:
-            for f in (c, c.with_suffix(".txt")):
-                if not (profiled / f.name).exists():
-                    os.link(f, profiled / f.name)
-        corpora = {"short": work / "short", "visual": visual, "profiled": profiled}
+        visual = _subset(short, work / "visual", args.visual_clips)
+        corpora = {"short": work / "short", "visual": visual,
+                   "profiled": _subset(short, work / "profiled", args.profile_clips),
+                   "warm": _subset(short[-4:], work / "warm", 4)}
         if args.ravdess_clips and "mel" in args.stages:
-            ravdess_length_clips(sample, work / "ravdess", args.ravdess_clips)
-            corpora["ravdess"] = work / "ravdess" / "clips"
+            long = ravdess_length_clips(sample, work / "ravdess", args.ravdess_clips + 2)
+            corpora["ravdess"] = _subset(long[:-2], work / "ravdess-run", args.ravdess_clips)
+            corpora["ravdess-warm"] = _subset(long[-2:], work / "ravdess-warm", 2)
         for label, code in codes.items():
             # one project per corpus and checkout; each measurement its own cache
             proj = {k: _project(work / f"proj-{label}-{k}", v) for k, v in corpora.items()}
@@ -273,11 +296,11 @@ def main() -> None:
                             two["cpu_ms_per_clip"] / one["cpu_ms_per_clip"], 2),
                     })
             if "ravdess" in proj:
-                emit("mel_ravdess", {"code": label, **_measure(code, "mel", 1,
-                                                               proj["ravdess"])})
+                emit("mel_ravdess", {"code": label, "steady_state": True, **_measure(
+                    code, "mel", 1, proj["ravdess"], warm=proj["ravdess-warm"])})
             for stage in args.stages:
-                root = proj["profiled"]
-                row = _measure(code, stage, 1, root, profile=True)
+                row = _measure(code, stage, 1, proj["profiled"], profile=True,
+                               warm=proj["warm"])
                 emit("breakdown", {"code": label, **row})
     result["load_after"] = _load()
     args.out.parent.mkdir(parents=True, exist_ok=True)

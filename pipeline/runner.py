@@ -22,6 +22,19 @@
    A model that cannot load fails the whole stage and leaves the previous output in place.
 4. The shards are assembled from the cache in manifest order, each written atomically, and
    the index written last. The whole run holds the output's lock (:mod:`pipeline.locks`).
+
+Per-clip costs that went, and how what they guarded is kept:
+- the second read of the media to hash it: the bytes are hashed as the decoders read them,
+  through the one descriptor, so what is decoded is provably what was hashed;
+- the cache file's fsync on the clip's path: done by a second thread before the rename
+  (:mod:`pipeline.cache_commit`); a file under its final name was synced whole first, and a
+  batch is reported only when its files are in place, so a killed run loses only clips in
+  flight and no partial cache file looks complete;
+- ``threadpool_limits`` rescanning the loaded libraries per clip: the scan is kept and
+  redone only after an import (:mod:`pipeline.thread_limits`); every clip still runs with
+  one BLAS thread, lifted after it;
+- probing a file's video frames before decoding only its sound: skipped (the samples are
+  the same, bit for bit).
 """
 
 from __future__ import annotations

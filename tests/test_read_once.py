@@ -200,42 +200,55 @@ class _SwapDuringRead(MelExtractor):
         return super().extract_into(source, sink)
 
 
+@pytest.mark.parametrize("what", ["media", "audio"])
 def test_a_recording_swapped_during_the_read_is_a_failure_row(tmp_path, sample_clips,
-                                                              monkeypatch):
+                                                              monkeypatch, what):
     """Issue: the worker hashed the file, then opened it again to decode it; a file renamed
     over it in between had the other recording's features stored under the manifest's hash,
-    in the shards and the cache, and verify said OK."""
+    in the shards and the cache, and verify said OK. The same for a clip's separate audio
+    file (``audio_path``)."""
+    from tests.media import write_wav
+
     videos = _folder(tmp_path, sample_clips[:2])
-    root = tmp_path / "p"
-    assert mer(["ingest", "--corpus", str(videos), "--adapter", "folder", "--name", NAME,
-                "--root", str(root), "-q"]) == 0
-    ingested = (videos / "c0.mp4").read_bytes()
+    extra: tuple[str, ...] = ()
+    target = videos / "c0.mp4"
     other = tmp_path / "other.mp4"
     shutil.copy2(sample_clips[5], other)
+    if what == "audio":  # c0's sound from a WAV of another sample clip's speech
+        target = write_wav(sample_clips[3], videos / "c0.wav", 2.0)
+        other = write_wav(sample_clips[7], tmp_path / "other.wav", 2.0)
+        (videos / "list.csv").write_text("path,clip_id,audio_path\nc0.mp4,c0,c0.wav\n"
+                                         "c1.mp4,c1,\n")
+        extra = ("--set", "corpus.options={csv: list.csv}")
+    root = tmp_path / "p"
+    assert mer(["ingest", "--corpus", str(videos), "--adapter", "folder", "--name", NAME,
+                "--root", str(root), "-q", *extra]) == 0
+    ingested = target.read_bytes()
+    other_mel = _mel_alone(other)
     import pipeline.runner
 
     monkeypatch.setattr(pipeline.runner, "_WORKER_EXTRACTORS", {})  # none set up before
     monkeypatch.setitem(EXTRACTORS, "mel", _SwapDuringRead)
-    _SwapDuringRead.swaps = [(other, videos / "c0.mp4")]
-    assert _extract(root, videos, "mel") == 0
+    _SwapDuringRead.swaps = [(other, target)]
+    assert mer(_args(root, videos, "mel", extra=extra)) == 0
     assert not _SwapDuringRead.swaps  # it happened
     why = _fails(root, "mel")["c0"]
-    assert why == ("c0.mp4 was replaced by another file while it was read: rerun the stage "
-                   "once it is no longer being replaced")
+    assert why == (f"{target.name} was replaced by another file while it was read: rerun "
+                   f"the stage once it is no longer being replaced")
     with FeatureReader(Layout(NAME, root).features_dir("mel")) as r:
         assert r.clip_ids == ["c1"]
     assert len(_cached_mels(root)) == 1  # c1's entry only
     monkeypatch.setitem(EXTRACTORS, "mel", MelExtractor)
     monkeypatch.setattr(pipeline.runner, "_WORKER_EXTRACTORS", {})
     # the ingested recording back: c0 is extracted from it, as a clean run extracts it
-    (videos / "c0.mp4").write_bytes(ingested)
-    assert _extract(root, videos, "mel") == 0
+    target.write_bytes(ingested)
+    assert mer(_args(root, videos, "mel", extra=extra)) == 0
     assert _fails(root, "mel") == {}
     clean = tmp_path / "clean"
-    assert _extract(clean, videos, "mel") == 0
+    assert mer(_args(clean, videos, "mel", extra=extra)) == 0
     got, want = _mel(root), _mel(clean)
     np.testing.assert_array_equal(got["c0"], want["c0"])
-    assert not np.array_equal(got["c0"], _mel_alone(sample_clips[5]))
+    assert not np.array_equal(got["c0"], other_mel)
     assert verify(Layout(NAME, root).features_dir("mel")) == []
 
 

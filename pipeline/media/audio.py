@@ -16,7 +16,7 @@ import av
 import numpy as np
 
 from ..extras import needs
-from .source_file import SourceReader, as_reader, media_name
+from .source_file import SourceFileError, SourceReader, as_reader, media_name
 
 _WARMUP = 0.2  # seconds decoded before a cut's start
 AUDIO_ONLY = {"skip_frame": "all"}  # codec options while probing a file for its sound
@@ -43,15 +43,16 @@ def iter_audio(
     :class:`AudioDecodeError` (when iterated) for a file with no audio or undecodable audio.
     """
     media, path = path, media_name(path)
-    reader = None
     try:
         reader = as_reader(media)
+    except SourceFileError as e:
+        raise AudioDecodeError(str(e)) from e
+    try:
         # No video frame is decoded to probe the streams (``skip_frame`` reaches only video
         # decoders): the sound needs none, and a 720p probe costs more than the sound.
         container = av.open(reader, buffer_size=reader.buffer_size, options=AUDIO_ONLY)
     except (av.FFmpegError, UnicodeDecodeError, ValueError, OSError) as e:
-        if reader is not None:
-            reader.close()
+        reader.close()
         raise AudioDecodeError(f"{path}: cannot open ({e})") from e
     with reader, container:
         if not container.streams.audio:

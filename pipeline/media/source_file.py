@@ -245,7 +245,7 @@ def as_reader(media: str | Path | SourceReader) -> SourceReader:
     SourceFileError for a file that cannot be opened or is not a regular file."""
     if isinstance(media, SourceReader):
         return media
-    return SourceFile(media).reader(owned=True)
+    return SourceFile(media, label=str(media)).reader(owned=True)
 
 
 def media_name(media: str | Path | SourceReader) -> Path:

@@ -26,7 +26,7 @@ from typing import Any
 import av
 import numpy as np
 
-from .source_file import SourceReader, as_reader, media_name
+from .source_file import SourceFileError, SourceReader, as_reader, media_name
 
 # How far short of its declared duration a video may end before it counts as truncated (s).
 TRUNCATION_SLACK = 0.5
@@ -47,13 +47,14 @@ def _origin(container: av.container.InputContainer, video: av.video.stream.Video
 def _open_video(media: str | Path | SourceReader) -> Iterator[tuple[Any, Any]]:
     """The container and its first video stream; VideoDecodeError when there is none.
     ``media`` is a path or a reader over a file opened by :mod:`.source_file`."""
-    reader = None
     try:
         reader = as_reader(media)
+    except SourceFileError as e:
+        raise VideoDecodeError(str(e)) from e
+    try:
         container = av.open(reader, buffer_size=reader.buffer_size)
     except (av.FFmpegError, UnicodeDecodeError, ValueError, OSError) as e:
-        if reader is not None:
-            reader.close()
+        reader.close()
         raise VideoDecodeError(f"{media_name(media)}: cannot open ({e})") from e
     with reader, container:
         if not container.streams.video:
