@@ -5,7 +5,7 @@ checkout's code and, for comparison, another checkout's (``--before``, e.g. a wo
 the commit before read-once hashing). Also the bare sha256 time of the media.
 
     .venv/bin/python bench/bench_hashing.py [--before /path/to/old/checkout] [--quick]
-        [--stages mel faces]
+        [--stages mel faces] [--out bench/results/hashing.json]
 
 Each stage run is its own process (``mer extract``) with 1 worker, so start-up counts; its
 wall seconds and its CPU seconds (user + sys: on a shared machine, the figure to compare)
@@ -57,6 +57,7 @@ def main() -> None:
     ap.add_argument("--before", type=Path, help="another checkout to compare with")
     ap.add_argument("--quick", action="store_true", help="no 10-minute clip")
     ap.add_argument("--stages", nargs="+", default=["mel", "faces"])
+    ap.add_argument("--out", type=Path, default=REPO / "bench/results/hashing.json")
     args = ap.parse_args()
     sample = sorted((REPO / "data/sample").glob("Actor_*/*.mp4"))
     load = [round(x, 2) for x in os.getloadavg()]
@@ -90,7 +91,8 @@ def main() -> None:
                     shutil.rmtree(root, ignore_errors=True)
             rows.append(row)
             print(json.dumps(row), flush=True)
-    out = REPO / "bench/results/hashing.json"
+    out = args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"benchmark": "hashing", "load_before": load, "load_after": [
         round(x, 2) for x in os.getloadavg()], "rows": rows}, indent=2))
     print(f"-> {out}")

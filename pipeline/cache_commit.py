@@ -5,12 +5,13 @@
 2. A second thread fsyncs the temporary file and only then renames it to its final name, so
    a file under its final name was always synced whole first: a crash, even of the machine,
    never leaves a half-written cache file that looks complete.
-3. Leaving the ``with`` block (the end of a batch) waits for every file, so the batch is
-   reported done only when its files are synced and in place: a killed run (Ctrl-C,
-   SIGKILL) loses only the clips of the batches in flight. The directories are not synced
-   (one fsync per directory costs as much as one per file, and the cache spreads over 256):
-   after a crash of the machine itself, a rename of the last seconds may be lost, and that
-   clip is extracted again; a file under its final name is never a partial one.
+3. :meth:`CacheCommitter.wait` (the end of a batch, or leaving a ``with`` block) waits for
+   every file, so the batch is reported done only when its files are synced and in place:
+   a killed run (Ctrl-C, SIGKILL) loses only the clips of the batches in flight. The
+   directories are not synced (one fsync per directory costs as much as one per file, and
+   the cache spreads over 256): after a crash of the machine itself, a rename of the last
+   seconds may be lost, and that clip is extracted again; a file under its final name is
+   never a partial one.
 
 The fsync (about 4-5 ms a file on this project's machines) so overlaps the next clip's work
 instead of adding to it.
@@ -50,16 +51,20 @@ class CacheCommitter:
             with contextlib.suppress(OSError):
                 fut.result()  # its clip's failure is recorded on leaving the block
 
-    def __enter__(self) -> CacheCommitter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
+    def wait(self) -> None:
+        """Until every file handed over is synced and in place (or failed: ``errors``)."""
         for clip_id, fut in self._pending:
             try:
                 fut.result()
             except OSError as e:
                 self.errors[clip_id] = e
         self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> CacheCommitter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wait()
 
 
 def _put(tmp: Path, final: Path) -> None:

@@ -207,28 +207,28 @@ def _run_batch(
                         setup_failed=True)
             for t in tasks
         ]
-    with CacheCommitter() as committer:
-        for t in tasks:
-            t0 = time.perf_counter()
-            try:
-                attrs, sha, identity, reused = _extract_to_cache(extractor, t, runner, committer)
-                outcomes.append(
-                    ClipOutcome(
-                        t.clip_id,
-                        True,
-                        time.perf_counter() - t0,
-                        audio_seconds=float(attrs.get("audio_seconds", t.source.duration)),
-                        media_sha256=sha,
-                        media_identity=identity,
-                        reused=reused,
-                    )
+    committer = CacheCommitter()
+    for t in tasks:
+        t0 = time.perf_counter()
+        try:
+            attrs, sha, identity, reused = _extract_to_cache(extractor, t, runner, committer)
+            outcomes.append(
+                ClipOutcome(
+                    t.clip_id,
+                    True,
+                    time.perf_counter() - t0,
+                    audio_seconds=float(attrs.get("audio_seconds", t.source.duration)),
+                    media_sha256=sha,
+                    media_identity=identity,
+                    reused=reused,
                 )
-            except Exception as e:  # noqa: BLE001 - every per-clip failure is recorded
-                reason = str(e) or type(e).__name__
-                outcomes.append(
-                    ClipOutcome(t.clip_id, False, time.perf_counter() - t0, reason,
-                                type(e).__name__)
-                )
+            )
+        except Exception as e:  # noqa: BLE001 - every per-clip failure is recorded, not raised
+            reason = str(e) or type(e).__name__
+            outcomes.append(
+                ClipOutcome(t.clip_id, False, time.perf_counter() - t0, reason, type(e).__name__)
+            )
+    committer.wait()  # every file of the batch synced and in place
     for o in outcomes:  # a file that could not be made durable in place fails its clip
         if o.ok and (err := committer.errors.get(o.clip_id)) is not None:
             o.ok, o.reason, o.exception_type = False, f"cache write failed: {err}", type(

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import av
 import numpy as np
-import pytest
 from threadpoolctl import threadpool_info
 
 from pipeline.cache_commit import CacheCommitter
@@ -136,11 +135,3 @@ def test_landmark_workers_spread_over_cores_on_a_gpu_machine(monkeypatch):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(threads)
-
-
-@pytest.mark.parametrize("size", [100, 5 << 20])
-def test_decoder_reads_are_sized_to_the_file(tmp_path, size):
-    p = tmp_path / "f.bin"
-    p.write_bytes(os.urandom(size))
-    with SourceFile(p) as f:
-        assert f.reader().buffer_size == (1 << 15 if size < 1 << 15 else 1 << 18)

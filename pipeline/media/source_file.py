@@ -42,10 +42,6 @@ if TYPE_CHECKING:
     from ..features.base import ClipSource
 
 HASH_CHUNK = 1 << 20  # bytes hashed per read where no decoder read them
-# Most bytes per read a decoder asks for (PyAV's ``buffer_size``; 32 KiB at least, the file's
-# size at most): fewer Python calls than PyAV's 32 KiB default on large files; what is decoded
-# does not depend on it.
-DECODER_BUFFER = 1 << 18
 
 
 class SourceFileError(OSError):
@@ -196,11 +192,6 @@ class SourceReader:
     @property
     def name(self) -> str:
         return str(self._src.path)
-
-    @property
-    def buffer_size(self) -> int:
-        """The read size to give PyAV (``av.open(..., buffer_size=)``)."""
-        return max(1 << 15, min(DECODER_BUFFER, self._src.size))
 
     def readable(self) -> bool:
         return True

@@ -52,7 +52,7 @@ def _open_video(media: str | Path | SourceReader) -> Iterator[tuple[Any, Any]]:
     except SourceFileError as e:
         raise VideoDecodeError(str(e)) from e
     try:
-        container = av.open(reader, buffer_size=reader.buffer_size)
+        container = av.open(reader)
     except (av.FFmpegError, UnicodeDecodeError, ValueError, OSError) as e:
         reader.close()
         raise VideoDecodeError(f"{media_name(media)}: cannot open ({e})") from e
