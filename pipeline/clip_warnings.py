@@ -16,11 +16,8 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
-
 from .manifest import _csv_text
 from .store import FeatureReader
-from .store.format import CLIPS_GROUP
 from .store.writer import atomic_write_text
 
 WARNING_ATTR = "warning"
@@ -38,14 +35,12 @@ def collect_warnings(feature: str, feature_dir: Path) -> list[ClipWarning]:
     """The warnings of every clip in the shards of ``feature_dir``, in clip order."""
     out = []
     with FeatureReader(feature_dir) as reader:
-        for name in reader.index["shards"]:
-            with h5py.File(reader.dir / name, "r") as f:
-                for clip_id, group in f[CLIPS_GROUP].items():
-                    text = group.attrs.get(WARNING_ATTR, "")
-                    if isinstance(text, bytes):
-                        text = text.decode()
-                    if text:
-                        out.append(ClipWarning(str(clip_id), feature, str(text)))
+        for clip_id in reader.clip_ids:
+            text = reader.group(clip_id, members=False).attrs.get(WARNING_ATTR, "")
+            if isinstance(text, bytes):
+                text = text.decode()
+            if text:
+                out.append(ClipWarning(str(clip_id), feature, str(text)))
     return sorted(out, key=lambda w: w.clip_id)
 
 

@@ -2,8 +2,9 @@
 
 Everything that goes into a cache key or a stored file is a hash of *content*: never a path,
 a host name or a modification time, so the same inputs give the same keys and bytes on any
-checkout and machine. File hashes are memoised on (path, size, mtime) in the process, which
-only saves re-reading a file that has not changed; the value is always the content's.
+checkout and machine. File hashes are memoised on the file's identity (device, inode, size,
+mtime and ctime in ns: what a rewrite cannot keep, even with its mtime set back), which only
+saves re-reading a file that has not changed; the value is always the content's.
 """
 
 from __future__ import annotations
@@ -16,7 +17,16 @@ from typing import Any
 
 from .files import open_regular
 
-_MEMO: dict[tuple[str, int, int], str] = {}
+FileIdentity = tuple[int, int, int, int, int]  # device, inode, size, mtime_ns, ctime_ns
+
+_MEMO: dict[tuple[str, FileIdentity], str] = {}
+
+
+def file_identity(st: os.stat_result) -> FileIdentity:
+    """What a rewrite of a file cannot keep: a new file (a rename over it) has another inode;
+    an in-place write moves the ctime, which no user can set back (``touch -r`` sets only
+    the mtime and atime)."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -29,10 +39,9 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
 
 
 def file_sha256_memo(path: str | Path) -> str:
-    """:func:`file_sha256`, read again only when the file's size or mtime changed."""
+    """:func:`file_sha256`, read again only when the file's identity changed."""
     p = Path(path)
-    st = os.stat(p)
-    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    key = (str(p.resolve()), file_identity(os.stat(p)))
     sha = _MEMO.get(key)
     if sha is None:
         sha = _MEMO[key] = file_sha256(p)
@@ -50,10 +59,13 @@ def text_sha256(text: str) -> str:
 
 
 class MediaHashMemo:
-    """A file of ``{path: [size, mtime_ns, sha256]}`` kept in the local cache, so that checking
-    a large corpus's media against its manifest re-reads only the files whose size or mtime
-    moved (as ``git status`` does). It only ever saves work: a stat that does not match means
-    the file is hashed again. Never part of any output."""
+    """A file of ``{path: [device, inode, size, mtime_ns, ctime_ns, sha256]}`` kept in the
+    local cache, so that checking a large corpus's media against its manifest re-reads only
+    the files whose identity (:func:`file_identity`) moved, as ``git status`` does. It only
+    ever saves work: an identity that does not match means the file is hashed again. The
+    identity stored is that of the open file whose bytes were hashed (never a later stat of
+    the path), so a file replaced after it was hashed is never taken for the one hashed.
+    Never part of any output."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -66,29 +78,22 @@ class MediaHashMemo:
         except (OSError, ValueError):
             pass
 
-    @staticmethod
-    def _stat(path: Path) -> tuple[str, int, int] | None:
+    def get(self, path: str | Path) -> str | None:
+        """The file's sha256 when its identity now is the one memoised, else None."""
         try:
-            st = os.stat(path)
+            now = list(file_identity(os.stat(path)))
         except OSError:
             return None
-        return str(Path(path).absolute()), st.st_size, st.st_mtime_ns
-
-    def get(self, path: str | Path) -> str | None:
-        """The file's sha256 when its stat is the one memoised, else None."""
-        st = self._stat(Path(path))
-        if st is None:
-            return None
-        rec = self._data.get(st[0])
-        if isinstance(rec, list) and len(rec) == 3 and rec[0] == st[1] and rec[1] == st[2]:
-            return str(rec[2])
+        rec = self._data.get(str(Path(path).absolute()))
+        if isinstance(rec, list) and len(rec) == 6 and rec[:5] == now:
+            return str(rec[5])
         return None
 
-    def put(self, path: str | Path, sha: str) -> str:
-        st = self._stat(Path(path))
-        if st is not None:
-            self._data[st[0]] = [st[1], st[2], sha]
-            self._dirty = True
+    def put(self, path: str | Path, sha: str, identity: FileIdentity) -> str:
+        """Memoise ``sha`` for ``path`` as the file of ``identity`` (that of the open file
+        the bytes were hashed from)."""
+        self._data[str(Path(path).absolute())] = [*identity, sha]
+        self._dirty = True
         return sha
 
     def save(self) -> None:

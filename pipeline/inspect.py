@@ -11,22 +11,27 @@ import h5py
 import numpy as np
 
 from .files import check_regular
-from .store import FeatureReader
+from .store import FeatureReader, ShardError
 from .store.format import (
     CLIPS_GROUP,
     INDEX_NAME,
     RESERVED,
 )
+from .store.integrity import UnsafeObjectError, reach
+from .store.reader import shard_clip, shard_path
 
 
 def _shard_summary(path: Path) -> dict[str, Any]:
     check_regular(path)  # HDF5 would wait on a FIFO
     with h5py.File(path, "r") as f:
         attrs = {k: f.attrs[k] for k in f.attrs}
-        clips = f[CLIPS_GROUP]
+        try:
+            clips = reach(f, CLIPS_GROUP)
+        except UnsafeObjectError as e:
+            raise ShardError(str(e)) from e
         shapes: dict[str, list[tuple[int, ...]]] = {}
         for cid in clips:
-            for name, ds in clips[cid].items():
+            for name, ds in shard_clip(f, cid).items():
                 if name not in RESERVED:
                     shapes.setdefault(name, []).append(ds.shape)
         return {
@@ -58,14 +63,14 @@ def describe(path: Path) -> dict[str, Any]:
         raise FileNotFoundError(f"{path}: neither a shard file nor a finished feature directory")
     with FeatureReader(path) as r:
         shards = sorted(r.index["shards"])
-        first = _shard_summary(path / shards[0]) if shards else {}
+        first = _shard_summary(shard_path(path, shards[0])) if shards else {}
         valid = []
         for cid in r.clip_ids:
             _, ok = r.rows(cid)
             valid.append(float(ok.mean()) if len(ok) else 0.0)
         arrays: dict[str, Any] = {}
         for s in shards:
-            for name, info in _shard_summary(path / s)["arrays"].items():
+            for name, info in _shard_summary(shard_path(path, s))["arrays"].items():
                 arrays.setdefault(name, []).append(info)
         return {
             "directory": str(path),

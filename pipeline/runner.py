@@ -7,16 +7,34 @@
    the schema version. Never a path or a time. Clips whose key is in the per-clip cache
    (``<cache_dir>/<corpus>/<feature>/<key[:2]>/<key>.h5``, outside the DVC outs) and whose
    checksums hold are reused; a media file that changed since ingest is a failure, never
-   features under the old hash (a memo of file stats spares re-hashing unchanged files).
+   features under the old hash (a memo keyed on each file's device, inode, size, mtime and
+   ctime spares re-hashing unchanged files).
 2. The rest go to joblib workers in small batches (loky processes by default, Dask for a
    cluster; :mod:`pipeline.execution`, which also retries the clips of a worker that died).
-   A worker builds its extractor and loads its models once, hashes each clip's media bytes
-   (a mismatch with the manifest fails the clip), writes its features to its cache file
-   under a temporary name unique to the process and renames it when complete.
+   A worker builds its extractor and loads its models once, opens each clip's media (and
+   audio) file once and decodes it through that descriptor while hashing what is read
+   (:mod:`pipeline.media.source_file`): a file that is not the ingested one, or that
+   changed while it was read, fails the clip. It writes the features to the clip's cache
+   file under a temporary name unique to the process; a second thread fsyncs each finished
+   file and renames it into place while the next clip is extracted, and the batch is
+   reported done only when all of its files are durable in place.
 3. A clip that raises is recorded (clip id, stage, reason, exception type); the rest go on.
    A model that cannot load fails the whole stage and leaves the previous output in place.
 4. The shards are assembled from the cache in manifest order, each written atomically, and
    the index written last. The whole run holds the output's lock (:mod:`pipeline.locks`).
+
+Per-clip costs that went, and how what they guarded is kept:
+- the second read of the media to hash it: the bytes are hashed as the decoders read them,
+  through the one descriptor, so what is decoded is provably what was hashed;
+- the cache file's fsync on the clip's path: done by a second thread before the rename
+  (:mod:`pipeline.cache_commit`); a file under its final name was synced whole first, and a
+  batch is reported only when its files are in place, so a killed run loses only clips in
+  flight and no partial cache file looks complete;
+- ``threadpool_limits`` rescanning the loaded libraries per clip: the scan is kept and
+  redone only after an import (:mod:`pipeline.thread_limits`); every clip still runs with
+  one BLAS thread, lifted after it;
+- probing a file's video frames before decoding only its sound: skipped (the samples are
+  the same, bit for bit).
 """
 
 from __future__ import annotations
@@ -37,22 +55,20 @@ from typing import Any
 import h5py
 
 from . import progress as live
+from .cache_commit import CacheCommitter
 from .config import RunnerConfig
 from .devices import place_worker, worker_config
 from .execution import run_batches, watch_parent
-from .extras import needs
 from .features import ClipSource, Extractor, make_extractor
 from .features.base import restrict_source, source_key_inputs
-from .hashing import MediaHashMemo, file_sha256, params_hash
+from .hashing import FileIdentity, MediaHashMemo, params_hash
 from .locks import output_lock
 from .manifest import Failure, ManifestEntry
+from .media.source_file import ClipFiles, known_sha256, reuse_problem
 from .store import SCHEMA_VERSION, ClipSink, ShardWriter
-from .store.integrity import clip_group_problems, member_problems
+from .store.integrity import UnsafeObjectError, clip_group_problems, member_problems, reach
 from .store.reader import ShardError
-from .store.writer import fsync_file
-
-with needs("running a stage", "pipeline"):
-    from threadpoolctl import threadpool_limits
+from .thread_limits import one_thread
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +81,6 @@ _WORKER_EXTRACTORS: dict[tuple[str, str], Extractor] = {}
 
 class StageError(RuntimeError):
     """The stage as a whole cannot run (a model that does not load): nothing is written."""
-
-
-class MediaChangedError(RuntimeError):
-    """A media file's bytes are not those the manifest recorded at ingest."""
 
 
 @dataclass
@@ -90,6 +102,7 @@ class ClipOutcome:
     audio_seconds: float = 0.0
     setup_failed: bool = False  # the extractor's models did not load: the stage fails
     media_sha256: str = ""  # the media bytes' hash as read in the worker
+    media_identity: FileIdentity | None = None  # the open file those bytes were read from
     reused: bool = False  # a complete cache file was already there (a retried batch)
 
 
@@ -182,7 +195,8 @@ def _run_batch(
 ) -> list[ClipOutcome]:
     """Executed in a worker: extract each clip of the batch into its cache file. The first
     task's ``slot`` (its batch's number) places a worker's models on a GPU (see
-    pipeline.devices). ``channel``: where the clips' progress goes (:mod:`pipeline.progress`)."""
+    pipeline.devices). ``channel``: where the clips' progress goes (:mod:`pipeline.progress`).
+    Returns when every file of the batch is durable in place."""
     watch_parent(parent_pid)
     outcomes = []
     try:
@@ -193,11 +207,14 @@ def _run_batch(
                         setup_failed=True)
             for t in tasks
         ]
+    committer = CacheCommitter()
     for t in tasks:
         t0 = time.perf_counter()
         report = live.clip_reporter(channel, t.clip_id)
         try:
-            attrs, sha, reused = _extract_to_cache(extractor, t, runner, report)
+            attrs, sha, identity, reused = _extract_to_cache(
+                extractor, t, runner, committer, report
+            )
             outcomes.append(
                 ClipOutcome(
                     t.clip_id,
@@ -205,6 +222,7 @@ def _run_batch(
                     time.perf_counter() - t0,
                     audio_seconds=float(attrs.get("audio_seconds", t.source.duration)),
                     media_sha256=sha,
+                    media_identity=identity,
                     reused=reused,
                 )
             )
@@ -215,87 +233,61 @@ def _run_batch(
             )
         if report is not None:
             report.done()
+    committer.wait()  # every file of the batch synced and in place
+    for o in outcomes:  # a file that could not be made durable in place fails its clip
+        if o.ok and (err := committer.errors.get(o.clip_id)) is not None:
+            o.ok, o.reason, o.exception_type = False, f"cache write failed: {err}", type(
+                err).__name__
     return outcomes
 
 
-def _changed(path: Path, sha: str, recorded: str) -> str:
-    """Why the file's bytes are not the ingested ones ("" when they are)."""
-    if recorded and sha != recorded:
-        return (f"{path.name} changed since ingest (its sha256 is now {sha[:12]}, the "
-                f"manifest has {recorded[:12]}): rerun ingest")
-    return ""
-
-
-def _audio_missing(source: ClipSource) -> str:
-    return (f"its audio file {source.audio_name} is missing (it was there at ingest): "
-            f"restore it, or rerun ingest")
-
-
-def _check_media(task: Task) -> str:
-    """Hash the media bytes about to be read, and the clip's separate audio file when the
-    extractor reads one; refuse them when they are not the ingested ones."""
-    sha = file_sha256(task.source.path)
-    if why := _changed(task.source.path, sha, task.source.sha256):
-        raise MediaChangedError(why)
-    audio = task.source.audio_path
-    if audio is not None:
-        if not audio.is_file():
-            raise MediaChangedError(_audio_missing(task.source))
-        if why := _changed(audio, file_sha256(audio), task.source.audio_sha256):
-            raise MediaChangedError(why)
-    return sha
-
-
-def _audio_problem(source: ClipSource, memo: MediaHashMemo) -> str:
-    """In the parent, before reusing a cached clip: why its separate audio file is not the
-    ingested one ("" when it is, or when the clip has none)."""
-    audio = source.audio_path
-    if audio is None:
-        return ""
-    if not audio.is_file():
-        return _audio_missing(source)
-    sha = memo.get(audio) or memo.put(audio, file_sha256(audio))
-    return _changed(audio, sha, source.audio_sha256)
-
-
 def _extract_to_cache(
-    extractor: Extractor, task: Task, runner: RunnerConfig, report: Any = None
-) -> tuple[dict[str, Any], str, bool]:
+    extractor: Extractor, task: Task, runner: RunnerConfig, committer: CacheCommitter,
+    report: Any = None,
+) -> tuple[dict[str, Any], str, FileIdentity | None, bool]:
     """Extract one clip straight into its cache file: written under a temporary name unique to
     this host, process and thread (rows stream there once they pass ``runner.spill_mb``),
-    marked complete, renamed into place. A failure or a kill leaves no file under the final
-    name. Returns the clip's attrs, its media hash, and whether the file was already there."""
+    marked complete, handed to ``committer`` to be synced and renamed into place. A failure
+    or a kill leaves no file under the final name. The media is read through the one open
+    file that is hashed (:class:`~pipeline.media.source_file.ClipFiles`). Returns the
+    clip's attrs, its media hash and the identity of the file hashed, and whether the cache
+    file was already there."""
     path = Path(task.cache_path)
+    committer.settle(path)  # an earlier clip of the batch with the same key
     done = _read_cached(path) if path.exists() else None
-    if done is not None:  # a batch retried after its worker died had finished this clip
+    if done is not None:  # a batch retried after its worker died, or a clip of the same
+        # key earlier in the batch, had finished this clip
         with done:
-            attrs = dict(done[CACHE_GROUP].attrs)
-        return attrs, task.source.sha256, True
-    sha = _check_media(task)
+            attrs = dict(reach(done, CACHE_GROUP).attrs)
+        with ClipFiles(task.source) as files:  # its own files must be the ingested ones too
+            return attrs, files.finish(), files.media.identity, True
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{HOST}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        tmp.unlink(missing_ok=True)  # "w-": created new (O_EXCL), never through a planted link
-        with h5py.File(tmp, "w-") as f:
-            sink = ClipSink(
-                f.create_group(CACHE_GROUP),
-                spill_bytes=int(runner.spill_mb * 2**20),
-                compression=runner.compression,
-                on_rows=report.rows if report is not None else None,  # live progress
-            )
-            # One BLAS/OpenMP thread: a matrix product's sums then come out the same in every
-            # process on every machine (with 2 threads every sample mel differs in the last
-            # bits), so the stored bytes do not depend on core count or n_jobs. Parallelism
-            # comes from the worker processes.
-            with threadpool_limits(limits=1):
-                attrs = extractor.extract_into(task.source, sink)
-            sink.close(attrs, sha, task.cache_key)
-            f.attrs["complete"] = True
-        fsync_file(tmp)
-        os.replace(tmp, path)
-    finally:
+        with ClipFiles(task.source) as files:
+            tmp.unlink(missing_ok=True)  # "w-": created new (O_EXCL), never through a link
+            with h5py.File(tmp, "w-") as f:
+                sink = ClipSink(
+                    f.create_group(CACHE_GROUP),
+                    spill_bytes=int(runner.spill_mb * 2**20),
+                    compression=runner.compression,
+                    on_rows=report.rows if report is not None else None,  # live progress
+                )
+                try:
+                    with one_thread():
+                        attrs = extractor.extract_into(files.source, sink)
+                except Exception:
+                    files.finish()  # a file that changed: that is the reason, whatever broke
+                    raise
+                sha = files.finish()
+                sink.close(attrs, sha, task.cache_key)
+                f.attrs["complete"] = True
+            identity = files.media.identity
+    except BaseException:
         tmp.unlink(missing_ok=True)
-    return attrs, sha, False
+        raise
+    committer.commit(task.clip_id, tmp, path)
+    return attrs, sha, identity, False
 
 
 def _remove_leftovers(cache_root: Path) -> None:
@@ -338,7 +330,10 @@ def _cache_entry_problems(path: Path, key: str, checksums: bool = True) -> list[
     if f is None:
         return ["unreadable or incomplete"]
     with f:
-        group = f.get(CACHE_GROUP)
+        try:
+            group = reach(f, CACHE_GROUP)
+        except (UnsafeObjectError, KeyError) as e:
+            return [f"no /{CACHE_GROUP} group of its own ({e})"]
         if not isinstance(group, h5py.Group):
             return [f"no /{CACHE_GROUP} group"]
         if checksums:
@@ -398,22 +393,16 @@ def run_extraction(
             except ValueError as err:
                 failures.append(_fail(feature, e.clip_id, str(err), type(err).__name__))
                 continue
-            if not full.sha256 and full.path.is_file():  # a manifest without hashes: hash now
-                full = replace(full, sha256=memo.get(full.path) or memo.put(
-                    full.path, file_sha256(full.path)))
+            if not full.sha256:  # a manifest without hashes: hash now
+                full = replace(full, sha256=known_sha256(full.path, memo))
             src = restrict_source(full, extractor.source_fields)
-            if src.audio_path is not None and not src.audio_sha256 and src.audio_path.is_file():
-                src = replace(src, audio_sha256=memo.get(src.audio_path) or memo.put(
-                    src.audio_path, file_sha256(src.audio_path)))
+            if src.audio_path is not None and not src.audio_sha256:
+                src = replace(src, audio_sha256=known_sha256(src.audio_path, memo))
             key = cache_key(extractor, src)
             path = cache_root / key[:2] / f"{key}.h5"
             if path.exists():
-                sha = memo.get(src.path)
-                if sha is None and src.path.is_file():
-                    sha = memo.put(src.path, file_sha256(src.path))
-                why = _changed(src.path, sha, e.sha256) if sha is not None else ""
-                if why := why or _audio_problem(src, memo):
-                    failures.append(_fail(feature, e.clip_id, why, MediaChangedError.__name__))
+                if why := reuse_problem(src, memo):
+                    failures.append(_fail(feature, e.clip_id, why, "MediaChangedError"))
                     continue
                 problems = _cache_entry_problems(path, key, runner.verify_cache)
                 if not problems:
@@ -466,8 +455,8 @@ def run_extraction(
                 f"the previous output is left as it was: {setup[0].reason}"
             )
         for o in outcomes:
-            if o.ok and o.media_sha256:
-                memo.put(by_id[o.clip_id].source.path, o.media_sha256)
+            if o.ok and o.media_sha256 and o.media_identity is not None:
+                memo.put(by_id[o.clip_id].source.path, o.media_sha256, o.media_identity)
             if not o.ok:
                 failures.append(_fail(feature, o.clip_id, o.reason, o.exception_type))
                 log.warning("%s: %s failed: %s (%s)", feature, o.clip_id, o.reason,
@@ -525,7 +514,7 @@ def _assemble(
             if f is None:
                 raise ShardError(f"cache file for {e.clip_id} vanished or is incomplete: {path}")
             with f:
-                writer.add_from(e.clip_id, f[CACHE_GROUP])
+                writer.add_from(e.clip_id, reach(f, CACHE_GROUP))
 
 
 def summary_json(summary: RunSummary) -> str:

@@ -11,8 +11,6 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-import h5py
-
 from .clip_warnings import collect_warnings, write_warnings
 from .config import Params
 from .corpora import ADAPTERS, get_adapter
@@ -25,7 +23,6 @@ from .manifest import dump_json, read_manifest, write_failures, write_manifest
 from .paths import Layout
 from .runner import run_extraction
 from .store import FeatureReader
-from .store.format import CLIPS_GROUP
 
 log = logging.getLogger(__name__)
 
@@ -225,9 +222,8 @@ def extractor_metrics(feature: str, feature_dir: Path) -> dict:
         return {}
     sums = dict.fromkeys(cls.summed_attrs, 0.0)
     with FeatureReader(feature_dir) as reader:
-        for name in reader.index["shards"]:
-            with h5py.File(reader.dir / name, "r") as f:
-                for group in f[CLIPS_GROUP].values():
-                    for key in cls.summed_attrs:
-                        sums[key] += float(group.attrs.get(key, 0))
+        for clip_id in reader.clip_ids:
+            attrs = reader.group(clip_id, members=False).attrs
+            for key in cls.summed_attrs:
+                sums[key] += float(attrs.get(key, 0))
     return cls.corpus_metrics(sums)

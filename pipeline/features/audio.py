@@ -3,7 +3,7 @@
 A clip's sound comes from its separate audio file when the manifest names one
 (``audio_path``: CREMA-D's WAV, a RAVDESS audio-only take), else from its media's own track.
 The extractors that read it declare the ``audio`` source field, so the file's content hash is
-in their cache key and the runner checks the bytes before they are read; the clip's stored
+in their cache key and the runner checks the bytes as they are read; the clip's stored
 attributes say which file the sound came from (:func:`audio_attrs`), with a warning when its
 length is not the video's.
 """
@@ -35,7 +35,7 @@ def clip_audio_blocks(
     n = 0
     try:
         for block in iter_audio(
-            source.sound_path, sample_rate, mono=True, start=source.start, end=source.end,
+            source.sound_input(), sample_rate, mono=True, start=source.start, end=source.end,
             block_seconds=block_seconds,
         ):
             if not np.isfinite(block).all():

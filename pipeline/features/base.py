@@ -12,10 +12,13 @@ import importlib.metadata
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..config import to_dict
 from ..store import ClipFeatures, ClipSink
+
+if TYPE_CHECKING:
+    from ..media.source_file import ClipFiles, SourceReader
 
 
 class ExtractionError(RuntimeError):
@@ -51,11 +54,25 @@ class ClipSource:
     audio_path: Path | None = None
     audio_name: str = ""
     audio_sha256: str = ""
+    # The clip's files as the runner opened them (pipeline.media.source_file): decoders read
+    # through them, so what is decoded is what is hashed. None: the paths are opened.
+    files: ClipFiles | None = field(default=None, compare=False, repr=False)
 
     @property
     def sound_path(self) -> Path:
         """The file the clip's sound is read from."""
         return self.audio_path or self.path
+
+    def media_input(self) -> Path | SourceReader:
+        """What a decoder opens for the clip's media (every decoder of an extractor reads
+        through this, never ``path``): a reader over the file the runner opened and is
+        hashing, else the path."""
+        return self.files.media_reader() if self.files is not None else self.path
+
+    def sound_input(self) -> Path | SourceReader:
+        """What a decoder opens for the clip's sound: its separate audio file or its media,
+        as :meth:`media_input`."""
+        return self.files.sound_reader() if self.files is not None else self.sound_path
 
 
 def restrict_source(source: ClipSource, fields: tuple[str, ...]) -> ClipSource:
@@ -108,7 +125,7 @@ class Extractor(ABC):
     summed_attrs: ClassVar[tuple[str, ...]] = ()
     # What the extractor reads of a clip beyond its media: ``transcript``, ``speaker``,
     # ``meta.<key>`` or ``audio`` (the clip's separate audio file, when it has one: the runner
-    # checks its bytes against the manifest before the extractor reads it). The runner hands
+    # opens it and checks the bytes the extractor reads against the manifest). The runner hands
     # it a ClipSource with only these filled in and puts their values in the clip's cache key,
     # so an undeclared input can never go stale unnoticed.
     source_fields: ClassVar[tuple[str, ...]] = ()

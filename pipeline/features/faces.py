@@ -500,7 +500,7 @@ class FacesExtractor(StreamingExtractor):
     def _frames(self, source: ClipSource) -> Iterator[tuple[float, Any]]:
         cfg: FacesConfig = self.config
         return iter_decoded(
-            source.path,
+            source.media_input(),
             fps=cfg.fps,
             start=source.start,
             end=source.end,
@@ -516,7 +516,7 @@ class FacesExtractor(StreamingExtractor):
         from ..vision.speaker import speech_energy
 
         try:
-            audio = decode_audio(source.sound_path, 16000, start=source.start, end=source.end)
+            audio = decode_audio(source.sound_input(), 16000, start=source.start, end=source.end)
         except AudioDecodeError:
             return None
         if self.syncnet is not None:  # the syncnet backend's sound: its audio embeddings

@@ -236,7 +236,8 @@ class LandmarksExtractor(StreamingExtractor):
         todo = {int(i) for i in np.nonzero(valid)[0]}
         out = _RowsOut(times, valid, boxes, regions, filled, sink, faces.arrays.get("track"))
         frames = iter_decoded(
-            source.path, fps=fps, start=source.start, end=source.end, threads=cfg.decode_threads
+            source.media_input(), fps=fps, start=source.start, end=source.end,
+            threads=cfg.decode_threads,
         )
         batch_rows: list[int] = []
         batch_frames: list[np.ndarray] = []

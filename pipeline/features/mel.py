@@ -203,7 +203,7 @@ class MelExtractor(Extractor):
                 f"the media has no video track"
             )
         try:
-            t = frame_times(source.path, source.start, source.end) - source.start
+            t = frame_times(source.media_input(), source.start, source.end) - source.start
         except VideoDecodeError as e:
             raise ExtractionError(f"{source.clip_id}: {e}") from e
         if not len(t):

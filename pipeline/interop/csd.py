@@ -29,7 +29,7 @@ from ..hashing import file_sha256
 from ..ids import check_name
 from ..manifest import Failure, write_failures
 from ..store import ClipFeatures, FeatureReader, ShardWriter
-from ..store.integrity import check_group_safe
+from ..store.integrity import check_group_safe, reach
 from ..store.writer import create_new
 
 log = logging.getLogger(__name__)
@@ -121,10 +121,13 @@ def read_csd(
     with h5py.File(path, "r") as f:
         try:
             root = next(iter(f.keys()))
-            data = f[root]["data"]
+            # only this file's bytes: every group reached through hard links, no member a
+            # link, external storage or a virtual dataset
+            data = reach(f, root, "data")
             entries = {}
-            for k, g in data.items():
+            for k in data:
                 try:
+                    g = reach(data, k)
                     if isinstance(g, h5py.Group):
                         check_group_safe(g)  # no links or external storage: this file's bytes
                     entries[k] = _entry_arrays(g)
@@ -133,9 +136,10 @@ def read_csd(
                         raise ValueError(f"{path}: entry {k!r}: {e}") from None
                     problems[k] = str(e)
             meta = {}
-            if "metadata" in f[root]:
-                check_group_safe(f[root]["metadata"])
-                for k, ds in f[root]["metadata"].items():
+            if "metadata" in reach(f, root):
+                metadata = reach(f, root, "metadata")
+                check_group_safe(metadata)
+                for k, ds in metadata.items():
                     v = ds[0]
                     meta[k] = v.decode() if isinstance(v, bytes) else str(v)
         except StopIteration:

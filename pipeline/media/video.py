@@ -27,6 +27,7 @@ import av
 import numpy as np
 
 from ..progress import frame_read
+from .source_file import SourceFileError, SourceReader, as_reader, media_name
 
 # How far short of its declared duration a video may end before it counts as truncated (s).
 TRUNCATION_SLACK = 0.5
@@ -44,20 +45,26 @@ def _origin(container: av.container.InputContainer, video: av.video.stream.Video
 
 
 @contextlib.contextmanager
-def _open_video(path: Path) -> Iterator[tuple[Any, Any]]:
-    """The container and its first video stream; VideoDecodeError when there is none."""
+def _open_video(media: str | Path | SourceReader) -> Iterator[tuple[Any, Any]]:
+    """The container and its first video stream; VideoDecodeError when there is none.
+    ``media`` is a path or a reader over a file opened by :mod:`.source_file`."""
     try:
-        container = av.open(str(path))
+        reader = as_reader(media)
+    except SourceFileError as e:
+        raise VideoDecodeError(str(e)) from e
+    try:
+        container = av.open(reader)
     except (av.FFmpegError, UnicodeDecodeError, ValueError, OSError) as e:
-        raise VideoDecodeError(f"{path}: cannot open ({e})") from e
-    with container:
+        reader.close()
+        raise VideoDecodeError(f"{media_name(media)}: cannot open ({e})") from e
+    with reader, container:
         if not container.streams.video:
-            raise VideoDecodeError(f"{path}: no video track")
+            raise VideoDecodeError(f"{media_name(media)}: no video track")
         yield container, container.streams.video[0]
 
 
 def iter_decoded(
-    path: str | Path,
+    path: str | Path | SourceReader,
     fps: float = 0.0,
     start: float = 0.0,
     end: float = 0.0,
@@ -66,8 +73,8 @@ def iter_decoded(
     """Like :func:`iter_frames`, but yields the decoded ``av.VideoFrame`` (still in the codec's
     pixel format, about half the bytes of RGB) for callers that convert frames lazily with
     :func:`to_rgb`."""
-    path = Path(path)
-    with _open_video(path) as (container, stream):
+    media, path = path, media_name(path)
+    with _open_video(media) as (container, stream):
         if threads > 0:
             stream.thread_type = "AUTO"
             stream.thread_count = threads
@@ -109,11 +116,13 @@ def iter_decoded(
         _check_complete(path, stream, origin, last, end)
 
 
-def frame_times(path: str | Path, start: float = 0.0, end: float = 0.0) -> np.ndarray:
+def frame_times(
+    path: str | Path | SourceReader, start: float = 0.0, end: float = 0.0
+) -> np.ndarray:
     """The presentation times of the video frames :func:`iter_decoded` yields (same origin,
     cut and kept frames), read from the packets without decoding them."""
-    path = Path(path)
-    with _open_video(path) as (container, stream):
+    media, path = path, media_name(path)
+    with _open_video(media) as (container, stream):
         origin = _origin(container, stream)
         try:
             pts = [
@@ -150,7 +159,7 @@ def _check_complete(
 
 
 def iter_frames(
-    path: str | Path,
+    path: str | Path | SourceReader,
     fps: float = 0.0,
     start: float = 0.0,
     end: float = 0.0,

@@ -1,10 +1,13 @@
 """Whether an HDF5 clip group can be trusted: it holds only its own data, and that data is
 what was written.
 
-1. **Confinement.** Every member must be a hard link to a dataset stored in the same file:
-   external links, soft links, external raw storage and virtual datasets would let a file
-   serve another file's bytes, so they are refused by every reader (features, verify,
-   export, import) and by the runner before a cache entry is reused.
+1. **Confinement.** Every object is reached through hard links only, from the file's root
+   (:func:`reach`: the ``/clips`` group, a clip group, a ``.csd`` entry and its ``data``
+   group), and every member of a clip group is a hard link to a dataset stored in the same
+   file: external links, soft links, external raw storage and virtual datasets would let a
+   file serve another file's bytes. :func:`clip_group` checks both, and every reader goes
+   through it (the feature reader, the trainer's windows and ``iter_windows``, inspect,
+   verify, export and import of ``.csd``, the runner before a cache entry is reused).
 2. **Bounded size.** A dataset may not declare more bytes than it can hold: its stored bytes
    no more than the file's size, its declared size no more than :data:`MAX_RATIO` times the
    bytes it stores (no compressor gets close). A crafted header of ``10**12`` rows is refused
@@ -20,7 +23,7 @@ import os
 import h5py
 import numpy as np
 
-from .format import ATTRS_SHA256, RESERVED, attrs_checksum, dataset_checksum
+from .format import ATTRS_SHA256, CLIPS_GROUP, RESERVED, attrs_checksum, dataset_checksum
 
 MAX_RATIO = 4096  # declared bytes per stored byte (gzip tops out near 1,000)
 SMALL = 1 << 16  # datasets up to this many declared bytes need no storage check
@@ -35,6 +38,54 @@ def _file_size(obj: h5py.HLObject) -> int:
         return os.stat(obj.file.filename).st_size
     except OSError:
         return 0
+
+
+def _link_problem(link: object) -> str:
+    if isinstance(link, h5py.ExternalLink):
+        return f"is an external link to {link.filename}:{link.path}"
+    if isinstance(link, h5py.SoftLink):
+        return f"is a soft link to {link.path}"
+    return ""
+
+
+def reach(group: h5py.Group, *names: str) -> h5py.Group | h5py.Dataset:
+    """The object at ``group/names[0]/names[1]/...``, each step a hard link within the file;
+    :class:`UnsafeObjectError` naming the step that is a link out of it (KeyError for a
+    name that is not there)."""
+    obj = group
+    for name in names:
+        where = f"{group.file.filename}:{obj.name.rstrip('/')}/{name}"
+        if not isinstance(obj, h5py.Group):
+            raise UnsafeObjectError(f"{where}: {obj.name} is not a group")
+        try:
+            link = obj.get(name, getlink=True)
+        except (OSError, RuntimeError, ValueError) as e:
+            raise UnsafeObjectError(f"{where} has an unreadable link ({e})") from e
+        if link is None:
+            raise KeyError(f"{where} does not exist")
+        if why := _link_problem(link):
+            raise UnsafeObjectError(f"{where} {why}, refused")
+        try:
+            obj = obj[name]
+        except (OSError, RuntimeError, ValueError) as e:
+            raise UnsafeObjectError(f"{where} cannot be opened ({e})") from e
+    return obj
+
+
+def clip_group(
+    f: h5py.Group, clip_id: str, parent: str = CLIPS_GROUP, members: bool = True
+) -> h5py.Group:
+    """The group of ``clip_id`` under ``parent`` (a shard's ``/clips``), reached through hard
+    links only and holding only sound members (:func:`reach`, :func:`check_group_safe`):
+    the one check of every reader. UnsafeObjectError otherwise, KeyError when absent.
+    ``members`` False skips the member check for a reader of the group's attributes only
+    (they live in the group's own header, never elsewhere)."""
+    group = reach(f, parent, clip_id)
+    if not isinstance(group, h5py.Group):
+        raise UnsafeObjectError(f"{f.file.filename}:{group.name} is not a clip group")
+    if members:
+        check_group_safe(group)
+    return group
 
 
 def dataset_problem(ds: h5py.Dataset) -> str:
@@ -68,11 +119,8 @@ def member_problems(group: h5py.Group) -> dict[str, str]:
         except (OSError, RuntimeError, KeyError) as e:
             out[name] = f"has an unreadable link ({e})"
             continue
-        if isinstance(link, h5py.ExternalLink):
-            out[name] = f"is an external link to {link.filename}:{link.path}"
-            continue
-        if isinstance(link, h5py.SoftLink):
-            out[name] = f"is a soft link to {link.path}"
+        if why := _link_problem(link):
+            out[name] = why
             continue
         try:
             obj = group[name]

@@ -1,7 +1,9 @@
 """Read feature shards written by :mod:`pipeline.store.writer`.
 
 Opens shards lazily (a torch DataLoader worker opens its own handles) and checks the schema
-version and completeness of every file it opens.
+version and completeness of every file it opens. Every reader of shards opens them with
+:func:`open_shard` (a file of its directory, not a link out of it) and reaches a clip with
+:func:`~pipeline.store.integrity.clip_group` (hard links only, no member from elsewhere).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import numpy as np
 from ..files import check_regular, read_text
 from ..ids import is_valid_name
 from .format import (
-    CLIPS_GROUP,
     INDEX_NAME,
     READABLE_SCHEMAS,
     TIMESTAMPS,
@@ -26,7 +27,7 @@ from .format import (
     ClipFeatures,
     array_checksum,
 )
-from .integrity import UnsafeObjectError, check_group_safe
+from .integrity import UnsafeObjectError, check_group_safe, clip_group
 
 
 class ShardError(RuntimeError):
@@ -51,6 +52,36 @@ def shard_path(feature_dir: Path, name: str) -> Path:
     except OSError as e:
         raise ShardError(str(e)) from None
     return path
+
+
+def open_shard(feature_dir: Path, name: str, rdcc_nbytes: int | None = None) -> h5py.File:
+    """The shard ``name`` of ``feature_dir`` opened for reading, after :func:`shard_path`'s
+    check, refused (ShardError) unless complete and of a readable schema. ``rdcc_nbytes``:
+    the HDF5 chunk cache per open dataset (h5py's default when None)."""
+    path = shard_path(Path(feature_dir), name)
+    try:
+        f = h5py.File(path, "r", rdcc_nbytes=rdcc_nbytes)
+    except OSError as e:
+        raise ShardError(f"{path}: cannot open shard ({e})") from e
+    if not bool(f.attrs.get("complete", False)):
+        f.close()
+        raise ShardError(f"{path}: shard is marked incomplete")
+    if int(f.attrs.get("schema_version", -1)) not in READABLE_SCHEMAS:
+        f.close()
+        raise ShardError(f"{path}: unreadable schema version")
+    return f
+
+
+def shard_clip(f: h5py.File, clip_id: str, members: bool = True) -> h5py.Group:
+    """The clip group of ``clip_id`` in an open shard through the one check
+    (:func:`~pipeline.store.integrity.clip_group`; ``members`` False for a reader of its
+    attributes only); ShardError in one line otherwise."""
+    try:
+        return clip_group(f, clip_id, members=members)
+    except UnsafeObjectError as e:
+        raise ShardError(f"clip {clip_id!r}: {e}") from e
+    except KeyError:
+        raise ShardError(f"{f.filename}: no clip {clip_id!r}") from None
 
 
 def read_clip_group(
@@ -164,19 +195,21 @@ class FeatureReader:
     def _shard(self, name: str) -> h5py.File:
         f = self._files.get(name)
         if f is None:
-            path = shard_path(self.dir, name)
-            try:
-                f = h5py.File(path, "r")
-            except (OSError, FileNotFoundError) as e:
-                raise ShardError(f"{path}: cannot open shard ({e})") from e
-            if not bool(f.attrs.get("complete", False)):
-                f.close()
-                raise ShardError(f"{path}: shard is marked incomplete")
-            if int(f.attrs.get("schema_version", -1)) not in READABLE_SCHEMAS:
-                f.close()
-                raise ShardError(f"{path}: unreadable schema version")
-            self._files[name] = f
+            f = self._files[name] = open_shard(self.dir, name)
         return f
+
+    def group(self, clip_id: str, members: bool = True) -> h5py.Group:
+        """The open clip group of ``clip_id`` (KeyError when the index has no such clip),
+        through the one check of every reader (:func:`shard_clip`; ``members`` False for a
+        reader of the group's attributes only)."""
+        try:
+            name = self._clips[clip_id]
+        except KeyError:
+            raise KeyError(f"clip {clip_id!r} is not in {self.dir}") from None
+        try:
+            return shard_clip(self._shard(name), clip_id, members)
+        except OSError as e:
+            raise ShardError(f"{self.dir / name}: cannot read clip {clip_id!r} ({e})") from e
 
     def shard_attrs(self, clip_id: str | None = None) -> dict[str, Any]:
         """File attributes (params and provenance decoded) of the shard holding ``clip_id``."""
@@ -192,38 +225,29 @@ class FeatureReader:
     ) -> ClipFeatures:
         """One clip's arrays (all, or those named in ``arrays``); ``verify`` recomputes each
         array's checksum."""
+        group = self.group(clip_id)
         try:
-            name = self._clips[clip_id]
-        except KeyError:
-            raise KeyError(f"clip {clip_id!r} is not in {self.dir}") from None
-        try:
-            group = self._shard(name)[CLIPS_GROUP][clip_id]
             return read_clip_group(group, verify=verify, arrays=arrays)
         except UnsafeObjectError as e:
-            raise ShardError(f"{self.dir / name}: clip {clip_id!r}: {e}") from e
+            raise ShardError(f"clip {clip_id!r}: {e}") from e
         except (OSError, KeyError) as e:
-            raise ShardError(f"{self.dir / name}: cannot read clip {clip_id!r} ({e})") from e
+            raise ShardError(f"{group.file.filename}: cannot read clip {clip_id!r} ({e})") from e
 
     def clip_attrs(self, clip_id: str) -> dict[str, Any]:
         """One clip group's attributes, without reading its arrays."""
+        group = self.group(clip_id, members=False)
         try:
-            group = self._shard(self._clips[clip_id])[CLIPS_GROUP][clip_id]
             return {k: (v.item() if isinstance(v, np.generic) else v)
                     for k, v in group.attrs.items()}
-        except KeyError:
-            raise KeyError(f"clip {clip_id!r} is not in {self.dir}") from None
         except OSError as e:
             raise ShardError(f"{self.dir}: cannot read clip {clip_id!r} ({e})") from e
 
     def rows(self, clip_id: str) -> tuple[np.ndarray, np.ndarray]:
         """``(timestamps, valid)`` of one clip, without reading its arrays."""
+        group = self.group(clip_id)
         try:
-            group = self._shard(self._clips[clip_id])[CLIPS_GROUP][clip_id]
-            check_group_safe(group)
             return group[TIMESTAMPS][()], group[VALID][()].astype(bool)
-        except KeyError:
-            raise KeyError(f"clip {clip_id!r} is not in {self.dir}") from None
-        except OSError as e:
+        except (OSError, KeyError) as e:
             raise ShardError(f"{self.dir}: cannot read clip {clip_id!r} ({e})") from e
 
     def close(self) -> None:

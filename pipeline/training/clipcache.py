@@ -40,8 +40,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..store.format import CLIPS_GROUP, INDEX_NAME
-from ..store.reader import FeatureReader, ShardError, shard_path
+from ..locks import open_lock_file
+from ..store.format import INDEX_NAME
+from ..store.reader import FeatureReader, ShardError, open_shard, shard_clip
 
 FORMAT_VERSION = 1
 ALIGN = 64  # every clip starts on a 64-byte boundary (any dtype's views are aligned)
@@ -101,7 +102,7 @@ class ClipCache:
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.bin_path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_lock_file(self.bin_path.with_suffix(".lock"))  # a plain file, no link
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -111,10 +112,8 @@ class ClipCache:
     def _dataset(self, reader: FeatureReader, files: dict, clip_id: str) -> h5py.Dataset:
         shard = reader.index["clips"][clip_id]
         if shard not in files:
-            files[shard] = h5py.File(shard_path(reader.dir, shard), "r")
-            if not bool(files[shard].attrs.get("complete", False)):
-                raise ShardError(f"{reader.dir / shard}: shard is marked incomplete")
-        group = files[shard][CLIPS_GROUP][clip_id]
+            files[shard] = open_shard(reader.dir, shard)
+        group = shard_clip(files[shard], clip_id)  # the readers' one check
         if self.array not in group:
             raise ShardError(f"{reader.dir / shard}: clip {clip_id!r} has no {self.array!r}")
         return group[self.array]

@@ -41,8 +41,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ..store.format import CLIPS_GROUP, RESERVED, TIMESTAMPS, VALID
-from ..store.reader import FeatureReader, ShardError
+from ..store.format import RESERVED, TIMESTAMPS, VALID
+from ..store.reader import FeatureReader, open_shard, shard_clip
 from .clipcache import ClipCache, read_dtype
 from .config import InputConfig
 from .windows import clip_rows, gather, row_spacing, sequence_rows, time_rows, window_start
@@ -173,10 +173,7 @@ class WindowSet:
         reader = self._reader(modality)
         f = self._files.get((modality, shard))
         if f is None:
-            f = h5py.File(reader.dir / shard, "r", rdcc_nbytes=CHUNK_CACHE_BYTES)
-            if not bool(f.attrs.get("complete", False)):
-                f.close()
-                raise ShardError(f"{reader.dir / shard}: shard is marked incomplete")
+            f = open_shard(reader.dir, shard, rdcc_nbytes=CHUNK_CACHE_BYTES)
             self._files[(modality, shard)] = f
         return f
 
@@ -186,7 +183,8 @@ class WindowSet:
             shard = reader.index["clips"][clip_id]
         except KeyError:
             raise DataError(f"clip {clip_id!r} is not in {reader.dir}") from None
-        return shard, self._shard_file(modality, shard)[CLIPS_GROUP][clip_id]
+        # the one check of every reader: nothing from outside the shard
+        return shard, shard_clip(self._shard_file(modality, shard), clip_id)
 
     def _shared_cache(self, modality: str) -> ClipCache:
         c = self._shared.get(modality)
@@ -249,8 +247,8 @@ class WindowSet:
         return ds
 
     def _open(self, modality: str, clip_id: str, meta: ClipMeta) -> h5py.Dataset:
-        f = self._shard_file(modality, meta.shard)
-        return f[f"{CLIPS_GROUP}/{clip_id}/{self.array_name(modality)}"]
+        f = self._shard_file(modality, meta.shard)  # checked as in meta(): this process's handle
+        return shard_clip(f, clip_id)[self.array_name(modality)]
 
     def clip(self, modality: str, clip_id: str) -> _ClipRows:
         """Timestamps, validity and the modality's array of one clip."""

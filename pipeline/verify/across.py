@@ -14,7 +14,8 @@ import numpy as np
 
 from ..files import text_file
 from ..manifest import ManifestEntry
-from ..store.format import CLIPS_GROUP, TIMESTAMPS, VALID
+from ..store.format import TIMESTAMPS, VALID
+from ..store.reader import shard_clip
 from .directory import AUDIO_FEATURES, SAME_ROWS, VISUAL_FEATURES, ClipFacts, FeatureDir
 
 
@@ -215,7 +216,7 @@ def _first_difference(cid: str, *sides: tuple[str, ClipFacts]) -> str:
     rows = []
     for _, facts in sides:
         with h5py.File(facts.shard, "r") as f:
-            g = f[CLIPS_GROUP][cid]
+            g = shard_clip(f, cid)
             rows.append((g[TIMESTAMPS][()], g[VALID][()].astype(bool)))
     (la, _), (lb, _) = sides
     (ta, va), (tb, vb) = rows

@@ -38,7 +38,7 @@ from ..store.format import (
     TIMESTAMPS,
     VALID,
 )
-from ..store.integrity import clip_group_problems, member_problems
+from ..store.integrity import UnsafeObjectError, clip_group_problems, member_problems, reach
 from ..store.reader import ShardError, shard_path
 from .isolated import ReaderCrashedError, call_isolated
 
@@ -184,11 +184,14 @@ def _scan_shard(
         if index_schema != version:
             problems.append(f"{spath}: claims schema version {version}, but "
                             f"{d.path / INDEX_NAME} says {index_schema!r}")
-        groups = f.get(CLIPS_GROUP)
+        try:  # the readers' one check of how an object is reached: hard links only
+            groups = reach(f, CLIPS_GROUP)
+        except UnsafeObjectError as e:
+            return [*problems, f"{spath}: /{CLIPS_GROUP}: {e}; {lost}"]
+        except KeyError:
+            return [*problems, f"{spath}: no /{CLIPS_GROUP} group; {lost}"]
         if not isinstance(groups, h5py.Group):
             return [*problems, f"{spath}: no /{CLIPS_GROUP} group; {lost}"]
-        if not isinstance(f.get(CLIPS_GROUP, getlink=True), h5py.HardLink):
-            return [*problems, f"{spath}: /{CLIPS_GROUP} is a link to elsewhere, refused; {lost}"]
         names = set(groups)
         for cid in sorted(names - set(cids)) if strays else ():
             problems.append(f"clip {cid}: {d.label}: in {spath} but not in {INDEX_NAME}")
@@ -201,12 +204,9 @@ def _scan_shard(
                     f"clip {cid}: {d.label}: listed in {d.path / INDEX_NAME} under "
                     f"{shard}, but {spath} has no such clip"
                 )
-            elif not isinstance(groups.get(cid, getlink=True), h5py.HardLink):
-                problems.append(f"clip {cid}: {d.label}: its group in {spath} is a link "
-                                f"to elsewhere, refused")
             else:
                 try:
-                    group = groups[cid]
+                    group = reach(groups, cid)
                     if schema < SCHEMA_VERSION and ATTRS_SHA256 in group.attrs:
                         problems.append(f"clip {cid}: {d.label}: carries schema "
                                         f"{SCHEMA_VERSION} checksums in {spath}, which claims "
@@ -214,6 +214,9 @@ def _scan_shard(
                         schema = SCHEMA_VERSION
                     facts = _check_clip(group, cid, d, params, spath, tolerance, shapes,
                                         problems, schema)
+                except UnsafeObjectError as e:  # a link out of the file: refused
+                    problems.append(f"clip {cid}: {d.label}: {e}")
+                    facts = None
                 except Exception as e:  # noqa: BLE001 - a damaged file is a finding
                     problems.append(f"clip {cid}: {d.label}: unreadable in {spath} "
                                     f"({type(e).__name__}: {e})")
