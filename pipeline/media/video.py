@@ -26,6 +26,8 @@ from typing import Any
 import av
 import numpy as np
 
+from . import ffmpeg_cpu
+
 # How far short of its declared duration a video may end before it counts as truncated (s).
 TRUNCATION_SLACK = 0.5
 
@@ -44,6 +46,7 @@ def _origin(container: av.container.InputContainer, video: av.video.stream.Video
 @contextlib.contextmanager
 def _open_video(path: Path) -> Iterator[tuple[Any, Any]]:
     """The container and its first video stream; VideoDecodeError when there is none."""
+    ffmpeg_cpu.pin()  # the same decoded and converted pixels on every x86-64 CPU
     try:
         container = av.open(str(path))
     except (av.FFmpegError, UnicodeDecodeError, ValueError, OSError) as e:
