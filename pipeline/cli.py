@@ -24,6 +24,7 @@ import yaml
 
 from .config import ConfigError, Params, core_params_from_dict, params_from_dict
 from .extras import MissingExtraError, extra_for, missing_extra, needs
+from .kernels import pin_mkl_environment
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MISSING, EXIT_ERROR = 0, 1, 2, 3, 4
 
@@ -375,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    pin_mkl_environment()  # before anything runs MKL: the same numbers on every CPU
     args = build_parser().parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")

@@ -195,6 +195,8 @@ class FacesExtractor(StreamingExtractor):
     name = "faces"
     config_class = FacesConfig
     primary = "crops"
+    # 2: OpenCV, MKL and oneDNN pinned (pipeline/kernels.py): the same bytes on every CPU
+    version = "2"
 
     @property
     def source_fields(self) -> tuple[str, ...]:  # type: ignore[override]

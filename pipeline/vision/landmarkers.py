@@ -23,6 +23,7 @@ import numpy as np
 
 from ..extras import needs
 from ..hashing import file_sha256_memo
+from ..kernels import cpu_exact, pin_mkl
 from ..weights import WeightsError, load_state_dict, resolve_weights
 
 N_POINTS = 68
@@ -159,6 +160,8 @@ class FanLandmarker(Landmarker):
         self.torch = torch
         self.device = torch.device(device)
         self.net = net.to(self.device).eval()
+        if self.device.type == "cpu":
+            pin_mkl()  # the same points on every CPU (pipeline/kernels.py)
         self.flip = flip
         self.batch_size = max(1, batch_size)
 
@@ -187,7 +190,7 @@ class FanLandmarker(Landmarker):
                 scales.append(sc)
             x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div(255.0)
             x = x.to(self.device)
-            with torch.inference_mode():
+            with torch.inference_mode(), cpu_exact(self.device.type):
                 hm = _last(self.net(x))
                 if self.flip:
                     hm = (hm + flip_lr(_last(self.net(flip_lr(x))), is_label=True)) / 2

@@ -13,6 +13,7 @@ from typing import Literal
 import numpy as np
 
 from ..extras import needs
+from ..kernels import cpu_exact, pin_mkl, pin_opencv
 from .boxes import cut
 
 Select = Literal["confidence", "largest"]
@@ -120,6 +121,11 @@ class FaceDetector:
         # Channels-last tensors take PyTorch's fast CPU kernels for the nets' ceil-mode max
         # pooling (about 10x faster here than the default layout); results are unchanged.
         self.mtcnn.to(memory_format=torch.channels_last)
+        # The same boxes on every CPU: OpenCV's baseline code for the crops the nets see,
+        # MKL in its reproducible mode, oneDNN off around the nets (pipeline/kernels.py).
+        pin_opencv()
+        if self.device.type == "cpu":
+            pin_mkl()
 
     def detect(self, images: np.ndarray) -> FaceBatch:
         """Full MTCNN detection on a batch of equal-size RGB uint8 frames (N, H, W, 3);
@@ -133,7 +139,9 @@ class FaceDetector:
         # No face that size fits in such a frame, so none is found.
         if min(images.shape[1:3]) * (12.0 / self.min_face_size) < 12:
             return out
-        boxes, probs, points = self.mtcnn.detect(np.ascontiguousarray(images), landmarks=True)
+        with cpu_exact(self.device.type):
+            boxes, probs, points = self.mtcnn.detect(np.ascontiguousarray(images),
+                                                     landmarks=True)
         for i in range(len(images)):
             if boxes[i] is None:
                 continue
@@ -161,7 +169,9 @@ class FaceDetector:
         before = self.mtcnn.min_face_size
         self.mtcnn.min_face_size = size
         try:
-            boxes, probs, points = self.mtcnn.detect(np.ascontiguousarray(images), landmarks=True)
+            with cpu_exact(self.device.type):
+                boxes, probs, points = self.mtcnn.detect(np.ascontiguousarray(images),
+                                                         landmarks=True)
         finally:
             self.mtcnn.min_face_size = before
         for i in range(len(images)):
@@ -210,7 +220,7 @@ class FaceDetector:
         # NHWC memory seen as NCHW: already channels-last, as the nets are.
         x = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float()
         x = (x - 127.5) * 0.0078125
-        with torch.inference_mode():
+        with torch.inference_mode(), cpu_exact(self.device.type):
             res = net(x)
         reg = res[0].float().cpu().numpy().astype(np.float64)
         prob = res[-1][:, 1].float().cpu().numpy().astype(np.float64)
