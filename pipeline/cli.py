@@ -24,7 +24,7 @@ import yaml
 
 from .config import ConfigError, Params, core_params_from_dict, params_from_dict
 from .extras import MissingExtraError, extra_for, missing_extra, needs
-from .kernels import pin_mkl_environment
+from .kernels import pin_environment
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MISSING, EXIT_ERROR = 0, 1, 2, 3, 4
 
@@ -301,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="mer", description="Multimodal emotion recognition feature pipeline.",
         epilog="Exit codes: 0 ok, 1 failures (strict) or verify problems, 2 usage, 3 missing "
-        "input or missing extra (pip install mer-pipeline[extract|train|pipeline]).",
+        'input or missing extra (in a checkout: pip install ".[extract|train|pipeline]").',
     )
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("ingest", parents=[common], help="corpus -> manifests/<corpus>/clips.csv")
@@ -376,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    pin_mkl_environment()  # before anything runs MKL: the same numbers on every CPU
+    pin_environment()  # before anything runs torch: the same numbers on every CPU
     args = build_parser().parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")

@@ -22,6 +22,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ..devices import choose_device, worker_gpu
+from ..kernels import cpu_exact, pin_torch
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,9 @@ def sum_over_ranks(values: list[float]) -> list[float]:
 @contextlib.contextmanager
 def distributed(device_preference: str = "auto", threads: int = 0) -> Iterator[DistContext]:
     """Join the process group torchrun describes (if any) for the duration of the block;
-    ``threads`` > 0 sets torch's CPU threads meanwhile."""
+    ``threads`` > 0 sets torch's CPU threads meanwhile. On the CPU, torch's kernels are
+    pinned for the block (:mod:`pipeline.kernels`), so a model trains to the same bytes on
+    every x86-64 CPU."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -106,8 +109,11 @@ def distributed(device_preference: str = "auto", threads: int = 0) -> Iterator[D
             torch.cuda.set_device(device)
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
         started = True
+    if device.type == "cpu":
+        pin_torch()
     try:
-        yield DistContext(rank, world, local_rank, device)
+        with cpu_exact(device.type):
+            yield DistContext(rank, world, local_rank, device)
     finally:
         torch.set_num_threads(before)
         if started:
