@@ -1,22 +1,27 @@
 """CPU kernels pinned where their choice would reach stored values.
 
-OpenCV, Intel MKL (PyTorch's BLAS on x86-64) and oneDNN (PyTorch's convolutions) each pick
-their code by the CPU they run on (AVX2, AVX-512, cache sizes), and their float results differ
-in the last bits from one CPU to another: a face box, and with it a crop's pixels, would then
-depend on the machine. The visual extractors call these before their first frame:
+OpenCV, PyTorch's own kernels (ATen), Intel MKL (PyTorch's BLAS on x86-64) and oneDNN
+(PyTorch's convolutions) each pick their code by the CPU they run on (AVX2, AVX-512, cache
+sizes), and their float results differ in the last bits from one CPU to another: a face box,
+a crop's pixels or a trained model would then depend on the machine. Seen here: MTCNN's boxes
+change with ``MKL_ENABLE_INSTRUCTIONS=AVX2`` and ``ONEDNN_MAX_CPU_ISA=SSE41``, the crops with
+OpenCV's optimisations off, a pretrained encoder also with ``ATEN_CPU_CAPABILITY=default``.
+The visual extractors and the training stages pin them, on the CPU:
 
 1. :func:`pin_opencv`: ``cv2.setUseOptimized(False)``: OpenCV runs its baseline code (and no
    IPP), the same on every x86-64 CPU. For the whole process.
-2. :func:`pin_mkl`: MKL's conditional numerical reproducibility, branch ``COMPATIBLE`` and
+2. :func:`pin_torch`: MKL's conditional numerical reproducibility, branch ``COMPATIBLE``,
    ``STRICT``: the same results on every x86-64 CPU and for any thread count (Intel's
-   guarantee). MKL reads it once, before its first call: the stages and ``mer`` set
-   ``MKL_CBWR`` in the environment at start (:func:`pin_mkl_environment`, inherited by their
-   workers), and :func:`pin_mkl` sets it through MKL's own call when the process has not used
-   MKL yet, or fails with what to do when it has.
-3. :func:`cpu_exact`: oneDNN off around the model (its JIT kernels follow the CPU's ISA and
-   cache sizes): convolutions take PyTorch's own path (im2col and the pinned MKL GEMM).
+   guarantee); and ATen's ``DEFAULT`` kernels (compiled for no particular CPU) instead of its
+   AVX2 or AVX-512 ones. Both are read once, before the first call: the stages and ``mer``
+   set ``MKL_CBWR`` and ``ATEN_CPU_CAPABILITY`` in the environment at start
+   (:func:`pin_environment`, inherited by their workers); :func:`pin_torch` sets MKL's through
+   its own call when the process has not used it yet, and fails with what to do when a
+   library already runs in another mode.
+3. :func:`cpu_exact`: oneDNN off for a block (its JIT kernels follow the CPU's ISA and cache
+   sizes): convolutions take PyTorch's own path (im2col and the pinned MKL GEMM).
 
-The cost is in ``bench/bench_visual.py``; ``tests/test_cpu_kernels.py`` plays other CPUs.
+``tests/test_cpu_kernels.py`` plays other CPUs; the cost is in the README's figures.
 """
 
 from __future__ import annotations
@@ -42,10 +47,14 @@ class KernelPinError(RuntimeError):
     """A library's kernels could not be pinned, so stored values would follow the CPU."""
 
 
-def pin_mkl_environment() -> None:
-    """Set ``MKL_CBWR`` for this process and its children, unless it is set already (a
-    stage's or ``mer``'s first step, before anything calls MKL)."""
-    os.environ.setdefault("MKL_CBWR", MKL_CBWR)
+ATEN_CAPABILITY = "default"
+
+
+def pin_environment() -> None:
+    """Set ``MKL_CBWR`` and ``ATEN_CPU_CAPABILITY`` for this process and its children (a
+    stage's or ``mer``'s first step, before anything runs torch)."""
+    os.environ["MKL_CBWR"] = MKL_CBWR
+    os.environ["ATEN_CPU_CAPABILITY"] = ATEN_CAPABILITY
 
 
 def pin_opencv() -> None:
@@ -66,9 +75,23 @@ def _torch_mkl() -> ctypes.CDLL | None:
     return lib if hasattr(lib, "mkl_serv_cbwr_set") else None
 
 
-def pin_mkl() -> None:
-    """MKL in CNR mode ``COMPATIBLE,STRICT`` in this process; KernelPinError when MKL already
-    ran in another mode (results would then follow the CPU)."""
+def pin_torch() -> None:
+    """PyTorch's CPU kernels pinned in this process (MKL's CNR mode and ATen's DEFAULT
+    kernels); KernelPinError when either already runs in another mode."""
+    os.environ["ATEN_CPU_CAPABILITY"] = ATEN_CAPABILITY  # read at the first dispatched op
+    import torch
+
+    now = torch.backends.cpu.get_cpu_capability()
+    if now != ATEN_CAPABILITY.upper():
+        raise KernelPinError(
+            f"PyTorch already chose its {now} CPU kernels in this process: its results would "
+            f"depend on the CPU. Start Python with ATEN_CPU_CAPABILITY={ATEN_CAPABILITY} in "
+            f"the environment (the stages and `mer` do this themselves)"
+        )
+    _pin_mkl()
+
+
+def _pin_mkl() -> None:
     lib = _torch_mkl()
     if lib is None:  # no MKL (other BLAS, other architecture): nothing of MKL's to pin
         return

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 
 from .config import ConfigError, Params, load_params
-from .kernels import pin_mkl_environment
+from .kernels import pin_environment
 
 
 def stage_main(name: str, body: Callable[[Params], int], argv: list[str] | None = None) -> int:
@@ -16,7 +16,7 @@ def stage_main(name: str, body: Callable[[Params], int], argv: list[str] | None 
     ap.add_argument("--params", default="params.yaml", help="parameter file (params.yaml)")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     args = ap.parse_args(argv)
-    pin_mkl_environment()  # before anything runs MKL: the same numbers on every CPU
+    pin_environment()  # before anything runs torch: the same numbers on every CPU
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..extras import needs
 from ..hashing import file_sha256_memo
-from ..kernels import cpu_exact, pin_mkl
+from ..kernels import cpu_exact, pin_torch
 from ..weights import WeightsError, load_state_dict, resolve_weights
 
 N_POINTS = 68
@@ -161,7 +161,7 @@ class FanLandmarker(Landmarker):
         self.device = torch.device(device)
         self.net = net.to(self.device).eval()
         if self.device.type == "cpu":
-            pin_mkl()  # the same points on every CPU (pipeline/kernels.py)
+            pin_torch()  # the same points on every CPU (pipeline/kernels.py)
         self.flip = flip
         self.batch_size = max(1, batch_size)
 

@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 
 from ..extras import needs
-from ..kernels import cpu_exact, pin_mkl, pin_opencv
+from ..kernels import cpu_exact, pin_opencv, pin_torch
 from .boxes import cut
 
 Select = Literal["confidence", "largest"]
@@ -125,7 +125,7 @@ class FaceDetector:
         # MKL in its reproducible mode, oneDNN off around the nets (pipeline/kernels.py).
         pin_opencv()
         if self.device.type == "cpu":
-            pin_mkl()
+            pin_torch()
 
     def detect(self, images: np.ndarray) -> FaceBatch:
         """Full MTCNN detection on a batch of equal-size RGB uint8 frames (N, H, W, 3);
