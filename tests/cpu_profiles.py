@@ -56,10 +56,15 @@ PROFILES: dict[str, tuple[dict[str, str], int]] = {
 def play(profile: str) -> None:
     """In this process: FFmpeg's flags as ``profile``'s CPU would have them (the
     environment variables must be set before the process starts)."""
-    from pipeline.media.ffmpeg_cpu import _libavutil
+    import ctypes
+    import os
 
-    lib = _libavutil()
-    assert lib is not None, "PyAV's libavutil not found"
+    import av  # noqa: F401 - loads the libavutil it uses
+
+    with open("/proc/self/maps") as maps:
+        paths = {line.split()[-1] for line in maps if "libavutil" in line}
+    (path,) = {p for p in paths if os.path.basename(p).startswith("libavutil")}
+    lib = ctypes.CDLL(path)
     lib.av_force_cpu_flags(lib.av_get_cpu_flags() & ~PROFILES[profile][1])
 
 

@@ -1,7 +1,8 @@
 """The core install reads the features: a fresh venv with only the package's wheel (built as
-``make wheel`` builds it) and its core dependencies (numpy, h5py, pyyaml; no extra) reads shards the real stages wrote, through pipeline.api and
-through the plain-h5py snippet of docs/FORMAT.md, and runs ``mer inspect`` and ``mer verify``,
-and torch is neither installed there nor imported.
+``make wheel`` builds it) and its core dependencies (numpy, h5py, pyyaml; no extra) reads
+shards the real stages wrote, through pipeline.api and through the plain-h5py snippet of
+docs/FORMAT.md, and runs ``mer inspect`` and ``mer verify``, and torch is neither installed
+there nor imported.
 
 The venv is built from the registry like any user's (about 30 s with a warm pip cache); set
 MER_CORE_VENV to a folder to keep it between runs (it is rebuilt when pyproject.toml changes).
