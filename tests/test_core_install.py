@@ -182,10 +182,10 @@ def test_core_install_reads_features_without_torch(project_factory, sample_clips
                         capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0 and ok.stdout.startswith("OK: "), ok.stderr
     wanted = {
-        ("train",): "mer: the train command needs `pip install mer-pipeline[train]` "
-        "(no module named 'torch')",
-        ("extract", "faces"): "mer: faces needs `pip install mer-pipeline[extract]` "
-        "(no module named 'av')",
+        ("train",): "mer: the train command needs the `train` extra: `pip install \".[train]\"` "
+        "in a checkout of mer-pipeline (no module named 'torch')",
+        ("extract", "faces"): "mer: faces needs the `extract` extra: `pip install "
+        "\".[extract]\"` in a checkout of mer-pipeline (no module named 'av')",
     }
     for args, line in wanted.items():
         res = subprocess.run([mer, *args], cwd=root, env=env, capture_output=True, text=True,
