@@ -144,6 +144,8 @@ class FanLandmarker(Landmarker):
             import torch
             from face_alignment.models import FAN
 
+        if str(device).startswith("cpu"):
+            pin_torch()  # before torch's first operation: the same points on every CPU
         self.path = resolve_fan_weights(weights, sha256)
         try:
             state = load_state_dict(self.path)
@@ -160,8 +162,6 @@ class FanLandmarker(Landmarker):
         self.torch = torch
         self.device = torch.device(device)
         self.net = net.to(self.device).eval()
-        if self.device.type == "cpu":
-            pin_torch()  # the same points on every CPU (pipeline/kernels.py)
         self.flip = flip
         self.batch_size = max(1, batch_size)
 

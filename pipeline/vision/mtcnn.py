@@ -107,6 +107,12 @@ class FaceDetector:
 
         self.torch = torch
         self.device = torch.device(device)
+        # The same boxes on every CPU (pipeline/kernels.py): OpenCV's baseline code for the
+        # crops the nets see; on the CPU torch's pinned kernels (before its first operation),
+        # and oneDNN off around the nets.
+        pin_opencv()
+        if self.device.type == "cpu":
+            pin_torch()
         self.select = select
         self.min_prob = min_prob
         self.min_face_size = min_face_size
@@ -121,11 +127,6 @@ class FaceDetector:
         # Channels-last tensors take PyTorch's fast CPU kernels for the nets' ceil-mode max
         # pooling (about 10x faster here than the default layout); results are unchanged.
         self.mtcnn.to(memory_format=torch.channels_last)
-        # The same boxes on every CPU: OpenCV's baseline code for the crops the nets see,
-        # MKL in its reproducible mode, oneDNN off around the nets (pipeline/kernels.py).
-        pin_opencv()
-        if self.device.type == "cpu":
-            pin_torch()
 
     def detect(self, images: np.ndarray) -> FaceBatch:
         """Full MTCNN detection on a batch of equal-size RGB uint8 frames (N, H, W, 3);
