@@ -21,7 +21,8 @@ The visual extractors and the training stages pin them, on the CPU:
 3. :func:`cpu_exact`: oneDNN off for a block (its JIT kernels follow the CPU's ISA and cache
    sizes): convolutions take PyTorch's own path (im2col and the pinned MKL GEMM).
 
-``tests/test_cpu_kernels.py`` plays other CPUs; the cost is in the README's figures.
+``tests/test_cpu_kernels.py`` plays other CPUs; the README (*Same bytes on any CPU*) gives
+the cost.
 """
 
 from __future__ import annotations
