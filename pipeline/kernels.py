@@ -8,8 +8,9 @@ change with ``MKL_ENABLE_INSTRUCTIONS=AVX2`` and ``ONEDNN_MAX_CPU_ISA=SSE41``, t
 OpenCV's optimisations off, a pretrained encoder also with ``ATEN_CPU_CAPABILITY=default``.
 The visual extractors and the training stages pin them, on the CPU:
 
-1. :func:`pin_opencv`: ``cv2.setUseOptimized(False)``: OpenCV runs its baseline code (and no
-   IPP), the same on every x86-64 CPU. For the whole process.
+1. :func:`opencv_baseline`: ``cv2.setUseOptimized(False)`` around the resizes whose pixels
+   are stored (crops, the detector's inputs): OpenCV runs its baseline code (and no IPP), the
+   same on every x86-64 CPU.
 2. :func:`pin_torch`: MKL's conditional numerical reproducibility, branch ``COMPATIBLE``,
    ``STRICT``: the same results on every x86-64 CPU and for any thread count (Intel's
    guarantee); and ATen's ``DEFAULT`` kernels (compiled for no particular CPU) instead of its
@@ -31,6 +32,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,12 +60,22 @@ def pin_environment() -> None:
     os.environ["ATEN_CPU_CAPABILITY"] = ATEN_CAPABILITY
 
 
-def pin_opencv() -> None:
-    """OpenCV's baseline code path, no IPP (for the whole process)."""
+_opencv_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def opencv_baseline() -> Iterator[None]:
+    """OpenCV's baseline code path, no IPP, for the block (one block at a time across
+    threads; OpenCV's own setting is restored after it, so other code is unaffected)."""
     import cv2
 
-    if cv2.useOptimized():
+    with _opencv_lock:
+        before = cv2.useOptimized()
         cv2.setUseOptimized(False)
+        try:
+            yield
+        finally:
+            cv2.setUseOptimized(before)
 
 
 def _torch_mkl() -> ctypes.CDLL | None:

@@ -57,14 +57,13 @@ def play(profile: str) -> None:
     """In this process: FFmpeg's flags as ``profile``'s CPU would have them (the
     environment variables must be set before the process starts)."""
     import ctypes
-    import os
+    from pathlib import Path
 
-    import av  # noqa: F401 - loads the libavutil it uses
+    import av
 
-    with open("/proc/self/maps") as maps:
-        paths = {line.split()[-1] for line in maps if "libavutil" in line}
-    (path,) = {p for p in paths if os.path.basename(p).startswith("libavutil")}
-    lib = ctypes.CDLL(path)
+    # PyAV's own FFmpeg (OpenCV's wheel carries another), bundled beside the package
+    (path,) = Path(av.__file__).resolve().parent.parent.glob("av.libs/libavutil*")
+    lib = ctypes.CDLL(str(path))
     lib.av_force_cpu_flags(lib.av_get_cpu_flags() & ~PROFILES[profile][1])
 
 

@@ -140,13 +140,11 @@ class LandmarksExtractor(StreamingExtractor):
 
     def setup(self) -> None:
         from ..devices import exact_fp32
-        from ..kernels import pin_opencv
         from ..vision.landmarkers import LandmarkModelError, make_landmarker
 
         cfg: LandmarksConfig = self.config
         device = resolve_device(self.device, "landmarks")  # cuda without CUDA: the reason
         exact_fp32()  # the same numbers on CPU and GPU (no TF32 convolutions)
-        pin_opencv()  # FAN's crops: the same pixels on every CPU (pipeline/kernels.py)
         try:
             self.landmarker = make_landmarker(
                 cfg.backend,

@@ -38,20 +38,21 @@ _state: dict[str, int] = {}  # "flags": what FFmpeg was pinned to (-1: not pinne
 
 
 def _libavutil() -> ctypes.CDLL | None:
-    """The libavutil PyAV uses (already loaded in this process), or None."""
-    import av  # noqa: F401 - loads libavutil
+    """The libavutil PyAV uses, or None. Not any libavutil loaded: OpenCV's wheel carries its
+    own FFmpeg, so a process that imported cv2 holds two."""
+    import av
 
-    maps = Path("/proc/self/maps")
+    root = Path(av.__file__).resolve().parent
+    wheel = [*root.parent.glob("av.libs/libavutil*"), *root.glob(".dylibs/libavutil*")]
+    if wheel:  # PyAV's wheels bundle their FFmpeg beside the package
+        return ctypes.CDLL(str(wheel[0]))
+    maps = Path("/proc/self/maps")  # a PyAV built on a system FFmpeg: the one loaded
     if maps.exists():
-        for line in maps.read_text().splitlines():
-            path = line.split(maxsplit=5)[-1] if "/" in line else ""
-            if os.path.basename(path).startswith("libavutil"):
-                return ctypes.CDLL(path)
-    import av as _av
-
-    root = Path(_av.__file__).parent
-    for found in (*root.parent.glob("av.libs/libavutil*"), *root.glob(".dylibs/libavutil*")):
-        return ctypes.CDLL(str(found))
+        loaded = {line.split(maxsplit=5)[-1] for line in maps.read_text().splitlines()
+                  if "/" in line and "libavutil" in line}
+        loaded = {p for p in loaded if os.path.basename(p).startswith("libavutil")}
+        if len(loaded) == 1:
+            return ctypes.CDLL(loaded.pop())
     return None
 
 
@@ -66,7 +67,7 @@ def pin() -> int:
             return -1
         lib = _libavutil()
         if lib is None:
-            log.warning("FFmpeg's libavutil not found: decoded audio may differ in its last "
+            log.warning("PyAV's libavutil not found: decoded audio may differ in its last "
                         "bits between CPUs")
             return -1
         have = lib.av_get_cpu_flags()

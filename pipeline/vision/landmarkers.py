@@ -23,7 +23,7 @@ import numpy as np
 
 from ..extras import needs
 from ..hashing import file_sha256_memo
-from ..kernels import cpu_exact, pin_torch
+from ..kernels import cpu_exact, opencv_baseline, pin_torch
 from ..weights import WeightsError, load_state_dict, resolve_weights
 
 N_POINTS = 68
@@ -184,7 +184,8 @@ class FanLandmarker(Landmarker):
             crops, centers, scales = [], [], []
             part = slice(s, s + self.batch_size)
             for img, b in zip(frames[part], boxes[part], strict=True):
-                c, ctr, sc = self._crop(img, b)
+                with opencv_baseline():  # face-alignment's crop resizes with OpenCV
+                    c, ctr, sc = self._crop(img, b)
                 crops.append(c)
                 centers.append(ctr)
                 scales.append(sc)

@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 
 from ..extras import needs
-from ..kernels import cpu_exact, pin_opencv, pin_torch
+from ..kernels import cpu_exact, pin_torch
 from .boxes import cut
 
 Select = Literal["confidence", "largest"]
@@ -107,10 +107,8 @@ class FaceDetector:
 
         self.torch = torch
         self.device = torch.device(device)
-        # The same boxes on every CPU (pipeline/kernels.py): OpenCV's baseline code for the
-        # crops the nets see; on the CPU torch's pinned kernels (before its first operation),
-        # and oneDNN off around the nets.
-        pin_opencv()
+        # The same boxes on every CPU (pipeline/kernels.py): on the CPU torch's pinned kernels
+        # (before its first operation), and oneDNN off around the nets.
         if self.device.type == "cpu":
             pin_torch()
         self.select = select
