@@ -4,10 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup repro test lint bench clean-cache
+.PHONY: setup repro test lint bench wheel clean-cache
 
 # Everything (all extras), at the exact versions of constraints.txt; pyproject.toml has ranges.
+# System packages first (scripts/install-system-deps.sh: python3-venv, OpenCV's libGL).
 $(STAMP): pyproject.toml constraints.txt
+	PY=$(PY) bash scripts/install-system-deps.sh repro
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[all,dev]"
 	touch $(STAMP)
@@ -15,13 +17,15 @@ $(STAMP): pyproject.toml constraints.txt
 setup: $(STAMP)
 
 # Rebuild everything on the shipped sample corpus: manifests, folds, features, training, reports.
+# The stages find the venv's Python themselves (stages/python): no PATH needed.
 repro: $(STAMP)
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
+	PY=$(PY) bash scripts/install-system-deps.sh repro
+	$(BIN)/dvc repro
 	@echo; cat data/reports/sample/report.md | sed -n '1,20p'
-	@echo; echo "features: data/features/sample/  metrics: dvc metrics show  QA page: data/qa/sample/index.html"
+	@echo; echo "features: data/features/sample/  metrics: .venv/bin/dvc metrics show  QA page: data/qa/sample/index.html"
 
 test: $(STAMP)
-	bash scripts/install-system-deps.sh
+	PY=$(PY) bash scripts/install-system-deps.sh test
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
@@ -29,6 +33,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
+
+# A wheel of the package (core dependencies; extras as declared) under dist/.
+wheel: $(STAMP)
+	$(BIN)/python -m pip wheel --no-deps --no-build-isolation -w dist .
 
 clean-cache:
 	rm -rf data/cache

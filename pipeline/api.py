@@ -3,8 +3,8 @@
 Everything here keeps its name and behaviour across minor versions; the file layout it reads
 is specified in docs/FORMAT.md (schema version in every file; a newer schema is refused with a
 reason rather than misread). Reading needs only the core install (numpy, h5py, pyyaml:
-``pip install mer-pipeline``); importing this module imports neither torch nor the extraction
-stack.
+``pip install .`` in a checkout, or the wheel ``make wheel`` builds); importing this module
+imports neither torch nor the extraction stack.
 
     from pipeline.api import open_features, read_clips, read_folds, iter_windows
 
@@ -19,7 +19,7 @@ stack.
 
 ``iter_windows`` and ``WindowSet`` cut aligned windows of several modalities at the same times,
 by the trainer's rules, as numpy arrays. ``WindowDataset`` is the torch ``Dataset`` the trainer
-uses (the same windows as tensors); it needs ``pip install mer-pipeline[train]`` and is
+uses (the same windows as tensors); it needs the ``train`` extra and is
 imported only when first used; :func:`window_dataset` builds one from a feature root, a clip
 manifest and a fold, its targets from the manifest's labels:
 

@@ -40,6 +40,7 @@ from .exits import (
     one_line,
 )
 from .extras import missing_extra, needs
+from .kernels import pin_environment
 
 
 def _set_override(raw: dict[str, Any], assignment: str) -> None:
@@ -501,6 +502,7 @@ def version_line() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    pin_environment()  # before anything runs torch: the same numbers on every CPU
     args = build_parser().parse_args(argv)
     from . import progress
 

@@ -1,7 +1,8 @@
 """Optional dependencies: which extra provides a module, and one clear error when it is absent.
 
-The core install (``pip install mer-pipeline``) reads features: numpy, h5py, pyyaml. Everything
-else comes with an extra (see pyproject.toml):
+The core install (``pip install .`` in a checkout, or the wheel ``make wheel`` builds; the
+package is not on the registry yet) reads features: numpy, h5py, pyyaml. Everything else comes
+with an extra (see pyproject.toml):
 
 - ``extract``: the extraction stack (PyAV, librosa, facenet-pytorch, face-alignment, dlib,
   OpenCV, gensim, the CMU Multimodal SDK, ...; torch comes with it);
@@ -12,7 +13,8 @@ else comes with an extra (see pyproject.toml):
 
 Code that needs an extra imports it inside :func:`needs` (or through :func:`optional_import`);
 a missing module then raises :class:`MissingExtraError`, whose message names the extra to install,
-e.g. "faces needs `pip install mer-pipeline[extract]` (no module named 'av')". A module that
+e.g. "faces needs the `extract` extra: `pip install ".[extract]"` in a checkout of mer-pipeline
+(no module named 'av')". A module that
 no extra provides (a bug, not an install choice) re-raises the original error.
 """
 
@@ -24,6 +26,12 @@ from contextlib import contextmanager
 from types import ModuleType
 
 PACKAGE = "mer-pipeline"
+
+
+def install_hint(extra: str) -> str:
+    """How to install ``extra`` today: from a checkout (README, Installing). Once the package
+    is on the registry, ``pip install "mer-pipeline[extra]"`` will do the same."""
+    return f'`pip install ".[{extra}]"` in a checkout of {PACKAGE}'
 
 # Top-level module -> the extras that install it (the first is named when no hint fits).
 PROVIDERS: dict[str, tuple[str, ...]] = {
@@ -62,7 +70,8 @@ class MissingExtraError(ImportError):
     def __init__(self, what: str, extra: str, module: str) -> None:
         self.what, self.extra, self.module = what, extra, module
         super().__init__(
-            f"{what} needs `pip install {PACKAGE}[{extra}]` (no module named {module!r})",
+            f"{what} needs the `{extra}` extra: {install_hint(extra)} "
+            f"(no module named {module!r})",
             name=module,
         )
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from .config import Params, load_params
 from .exits import EXIT_ERROR, exit_code, one_line
+from .kernels import pin_environment
 
 
 def stage_main(name: str, body: Callable[[Params], int], argv: list[str] | None = None) -> int:
@@ -18,6 +19,7 @@ def stage_main(name: str, body: Callable[[Params], int], argv: list[str] | None 
     ap.add_argument("--params", default="params.yaml", help="parameter file (params.yaml)")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     args = ap.parse_args(argv)
+    pin_environment()  # before anything runs torch: the same numbers on every CPU
     from . import progress
 
     progress.configure(enabled=not args.quiet)

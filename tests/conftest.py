@@ -82,3 +82,8 @@ def one_torch_thread():
 
 
 os.environ.setdefault("TQDM_DISABLE", "1")
+# MKL's reproducible mode and ATen's kernels are chosen before torch's first call, and tests
+# run extractors in this process after other tests ran torch: pin them as the stages do.
+from pipeline.kernels import pin_environment  # noqa: E402
+
+pin_environment()

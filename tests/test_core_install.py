@@ -1,7 +1,8 @@
-"""The core install reads the features: a fresh venv with only ``pip install mer-pipeline``
-(numpy, h5py, pyyaml; no extra) reads shards the real stages wrote, through pipeline.api and
-through the plain-h5py snippet of docs/FORMAT.md, and runs ``mer inspect`` and ``mer verify``,
-and torch is neither installed there nor imported.
+"""The core install reads the features: a fresh venv with only the package's wheel (built as
+``make wheel`` builds it) and its core dependencies (numpy, h5py, pyyaml; no extra) reads
+shards the real stages wrote, through pipeline.api and through the plain-h5py snippet of
+docs/FORMAT.md, and runs ``mer inspect`` and ``mer verify``, and torch is neither installed
+there nor imported.
 
 The venv is built from the registry like any user's (about 30 s with a warm pip cache); set
 MER_CORE_VENV to a folder to keep it between runs (it is rebuilt when pyproject.toml changes).
@@ -94,24 +95,38 @@ def _source_copy(tmp_path: Path) -> Path:
     return src
 
 
+def _wheel(tmp_path: Path) -> Path:
+    """The package's wheel, built as ``make wheel`` builds it (from a copy of the source)."""
+    dist = tmp_path / "dist"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(dist),
+         str(_source_copy(tmp_path))],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, f"building the wheel failed:\n{proc.stderr[-3000:]}"
+    (wheel,) = dist.glob("mer_pipeline-*-py3-none-any.whl")
+    return wheel
+
+
 def _core_venv(tmp_path: Path) -> Path:
-    """A venv holding only the core install of this checkout."""
+    """A venv holding only the core install of this checkout: its wheel (what README's
+    Installing section says works today) with the core dependencies."""
     keep = os.environ.get("MER_CORE_VENV")
     venv = Path(keep) if keep else tmp_path / "core-venv"
     stamp = venv / ".core-installed"
     key = hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()
+    wheel = _wheel(tmp_path)
     if stamp.exists() and stamp.read_text() == key:
         # a kept venv: refresh the package itself (not its dependencies) from this checkout
         pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-deps",
-               "--force-reinstall", str(_source_copy(tmp_path))]
+               "--force-reinstall", str(wheel)]
         subprocess.run(pip, check=True, capture_output=True, timeout=600)
         return venv
     shutil.rmtree(venv, ignore_errors=True)
     base = getattr(sys, "_base_executable", sys.executable)
     subprocess.run([base, "-m", "venv", str(venv)], check=True, timeout=300)
     proc = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
-         str(_source_copy(tmp_path))],
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", str(wheel)],
         capture_output=True, text=True, timeout=900,
     )
     if proc.returncode != 0:
@@ -167,10 +182,10 @@ def test_core_install_reads_features_without_torch(project_factory, sample_clips
                         capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0 and ok.stdout.startswith("OK: "), ok.stderr
     wanted = {
-        ("train",): "mer: the train command needs `pip install mer-pipeline[train]` "
-        "(no module named 'torch')",
-        ("extract", "faces"): "mer: faces needs `pip install mer-pipeline[extract]` "
-        "(no module named 'av')",
+        ("train",): "mer: the train command needs the `train` extra: `pip install \".[train]\"` "
+        "in a checkout of mer-pipeline (no module named 'torch')",
+        ("extract", "faces"): "mer: faces needs the `extract` extra: `pip install "
+        "\".[extract]\"` in a checkout of mer-pipeline (no module named 'av')",
     }
     for args, line in wanted.items():
         res = subprocess.run([mer, *args], cwd=root, env=env, capture_output=True, text=True,

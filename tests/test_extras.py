@@ -9,6 +9,8 @@ without the extras.
 
 from __future__ import annotations
 
+import html
+import re
 import subprocess
 import sys
 import textwrap
@@ -22,6 +24,11 @@ from pipeline.manifest import ManifestEntry, write_manifest
 from pipeline.store import ClipFeatures, ShardWriter
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def needs_extra(extra: str) -> str:
+    """What a message says after naming the feature: the extra and how to install it today."""
+    return f'needs the `{extra}` extra: `pip install ".[{extra}]"` in a checkout of mer-pipeline'
 
 HIDE = """
 import importlib.abc, importlib.machinery, sys
@@ -84,22 +91,19 @@ def test_window_dataset_without_torch_names_the_train_extra():
     )
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == (
-        "WindowDataset needs `pip install mer-pipeline[train]` (no module named 'torch')"
+        f"WindowDataset {needs_extra('train')} (no module named 'torch')"
     )
 
 
 @pytest.mark.parametrize(
     ("args", "blocked", "line"),
     [
-        (["train"], {"torch"}, "the train command needs `pip install mer-pipeline[train]`"),
-        (["extract", "faces"], {"av"}, "faces needs `pip install mer-pipeline[extract]`"),
-        (["extract", "mel"], {"joblib"}, "mel needs `pip install mer-pipeline[pipeline]`"),
-        (["show", "faces", "c"], {"cv2"},
-         "the show command needs `pip install mer-pipeline[extract]`"),
-        (["evaluate"], {"torchvision"},
-         "the evaluate command needs `pip install mer-pipeline[train]`"),
-        (["export-csd", "x", "y.csd"], {"mmsdk"}, ".csd files needs `pip install "
-         "mer-pipeline[extract]`"),
+        (["train"], {"torch"}, f"the train command {needs_extra('train')}"),
+        (["extract", "faces"], {"av"}, f"faces {needs_extra('extract')}"),
+        (["extract", "mel"], {"joblib"}, f"mel {needs_extra('pipeline')}"),
+        (["show", "faces", "c"], {"cv2"}, f"the show command {needs_extra('extract')}"),
+        (["evaluate"], {"torchvision"}, f"the evaluate command {needs_extra('train')}"),
+        (["export-csd", "x", "y.csd"], {"mmsdk"}, f".csd files {needs_extra('extract')}"),
     ],
 )
 def test_commands_name_the_missing_extra(args, blocked, line):
@@ -134,8 +138,8 @@ def test_inspect_and_verify_run_without_any_extra(tmp_path):
 def test_needs_names_the_extra_and_keeps_unrelated_errors():
     assert extra_for("torch.nn") == "train" and extra_for("torch", "extract") == "extract"
     assert extra_for("av", "train") == "extract" and extra_for("numpy") is None
-    with pytest.raises(MissingExtraError, match=r"faces needs `pip install mer-pipeline"
-                       r"\[extract\]` \(no module named 'facenet_pytorch'\)"):
+    with pytest.raises(MissingExtraError, match=re.escape(
+            f"faces {needs_extra('extract')} (no module named 'facenet_pytorch')")):
         with needs("faces", "extract"):
             raise ModuleNotFoundError("No module named 'facenet_pytorch'",
                                       name="facenet_pytorch")
@@ -164,8 +168,8 @@ def test_report_says_when_face_montages_cannot_be_drawn(tmp_path):
         blocked={"cv2"},
     )
     assert res.returncode == 0, res.stderr
-    assert "No face montages: face montages needs `pip install mer-pipeline[extract]` (no " \
-        "module named &#x27;cv2&#x27;)." in res.stdout
+    assert html.escape(f"No face montages: face montages {needs_extra('extract')} (no module "
+                       "named 'cv2').") in res.stdout
     assert "Face detection rate per clip" in res.stdout
 
 
@@ -176,5 +180,5 @@ def test_train_without_the_extraction_stack_names_it():
                "mmsdk", "joblib", "dask", "distributed", "dvc", "matplotlib"}
     res = _mer(["train"], blocked)
     assert res.returncode == 3 and "Traceback" not in res.stderr, res.stderr
-    assert res.stderr.strip() == ("mer: the train command needs `pip install "
-                                  "mer-pipeline[extract]` (no module named 'av')")
+    assert res.stderr.strip() == (f"mer: the train command {needs_extra('extract')} (no module "
+                                  "named 'av')")

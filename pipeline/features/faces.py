@@ -201,6 +201,8 @@ class FacesExtractor(StreamingExtractor):
     config_class = FacesConfig
     primary = "crops"
     row_unit = "frames"
+    # 2: OpenCV, MKL and oneDNN pinned (pipeline/kernels.py): the same bytes on every CPU
+    version = "2"
 
     @property
     def source_fields(self) -> tuple[str, ...]:  # type: ignore[override]

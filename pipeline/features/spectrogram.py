@@ -3,7 +3,9 @@
 At 16 kHz a segment of 128 frames with hop 128 spans 128 * 128 / 16000 = 1.02 s. The
 256-point FFT gives 129 bins; the Nyquist bin is dropped to make 128 x 128 (the paper's
 input size). Power is taken as |STFT|^2 of a Hann-windowed frame without centre padding
-(pylab.specgram's framing) and, with ``log``, converted to dB.
+(pylab.specgram's framing) and, with ``log``, converted to dB. It is computed in float64 and
+rounded once to float32, with a window and logarithm that give the same bits on every CPU
+(:mod:`pipeline.features.spectral`).
 The audio is read as a stream and segments go to the output as they fill, so memory does not
 grow with the recording's length.
 
@@ -21,7 +23,7 @@ import numpy as np
 
 from ..config import ConfigError
 from ..store import ClipSink
-from . import register
+from . import register, spectral
 from .audio import audio_attrs, audio_key_inputs, clip_audio_blocks
 from .base import AUDIO_FIELD, ClipSource, ExtractionError, StreamingExtractor
 from .framing import FrameStream
@@ -46,14 +48,11 @@ class SpectrogramConfig:
 
 
 def power_frames(wav: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
-    """(frames, n_fft // 2 + 1) power spectrum, Hann window, no centre padding."""
+    """(frames, n_fft // 2 + 1) float64 power spectrum, Hann window, no centre padding,
+    computed to the same bits on any CPU (:mod:`pipeline.features.spectral`)."""
     if len(wav) < n_fft:
         wav = np.pad(wav, (0, n_fft - len(wav)))
-    n = 1 + (len(wav) - n_fft) // hop
-    idx = np.arange(n_fft)[None, :] + hop * np.arange(n)[:, None]
-    frames = wav[idx] * np.hanning(n_fft + 1)[:-1].astype(np.float32)
-    spec = np.fft.rfft(frames, axis=1)
-    return (spec.real**2 + spec.imag**2).astype(np.float32)
+    return spectral.power_spectrum(spectral.frames_of(wav, n_fft, hop), spectral.hann(n_fft))
 
 
 class _Segmenter:
@@ -110,7 +109,10 @@ class SpectrogramExtractor(StreamingExtractor):
     config_class = SpectrogramConfig
     primary = "spectrogram"
     row_unit = "segments"
-    libraries = ("numpy", "av")
+    # 2: float64, rounded once; the same bits on every CPU (1: float32, whose last bits
+    # followed numpy's SIMD level)
+    version = "2"
+    libraries = ("numpy", "av", "soxr")
     source_fields = (AUDIO_FIELD,)  # a clip's separate audio file, when it has one
 
     def clip_inputs(self, source: ClipSource) -> dict[str, Any]:
@@ -121,7 +123,8 @@ class SpectrogramExtractor(StreamingExtractor):
         power = power_frames(stretch, c.n_fft, c.hop_length)
         if c.drop_nyquist:
             power = power[:, :-1]
-        return 10.0 * np.log10(power + 1e-10) if c.log else power
+        # float64 up to here, rounded once to the stored float32
+        return (spectral.power_db(power + 1e-10, 0.0) if c.log else power).astype(np.float32)
 
     def extract_into(self, source: ClipSource, sink: ClipSink) -> dict[str, Any]:
         c = self.config

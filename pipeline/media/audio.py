@@ -4,7 +4,9 @@
 rate, and resampled by a streaming soxr resampler, so memory holds one block of a few seconds
 whatever the length of the file. :func:`decode_audio` joins the blocks into one waveform for
 callers that want it whole. Both give the same samples (soxr's streaming and one-shot
-resampling agree to the bit).
+resampling agree to the bit). The samples are the same on every x86-64 CPU: FFmpeg's SIMD level
+is pinned (:mod:`pipeline.media.ffmpeg_cpu`), and soxr's default (HQ) quality runs its SSE
+engine (``cr32s``) on every x86-64 CPU: it selects code by the CPU (AVX) only for VHQ.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import av
 import numpy as np
 
 from ..extras import needs
+from . import ffmpeg_cpu
 from .source_file import SourceFileError, SourceReader, as_reader, media_name
 
 _WARMUP = 0.2  # seconds decoded before a cut's start
@@ -43,6 +46,7 @@ def iter_audio(
     :class:`AudioDecodeError` (when iterated) for a file with no audio or undecodable audio.
     """
     media, path = path, media_name(path)
+    ffmpeg_cpu.pin()  # the same decoded samples on every x86-64 CPU
     try:
         reader = as_reader(media)
     except SourceFileError as e:

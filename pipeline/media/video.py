@@ -28,6 +28,7 @@ import numpy as np
 
 from ..progress import frame_read
 from .source_file import SourceFileError, SourceReader, as_reader, media_name
+from . import ffmpeg_cpu
 
 # How far short of its declared duration a video may end before it counts as truncated (s).
 TRUNCATION_SLACK = 0.5
@@ -48,6 +49,7 @@ def _origin(container: av.container.InputContainer, video: av.video.stream.Video
 def _open_video(media: str | Path | SourceReader) -> Iterator[tuple[Any, Any]]:
     """The container and its first video stream; VideoDecodeError when there is none.
     ``media`` is a path or a reader over a file opened by :mod:`.source_file`."""
+    ffmpeg_cpu.pin()  # the same decoded and converted pixels on every x86-64 CPU
     try:
         reader = as_reader(media)
     except SourceFileError as e:

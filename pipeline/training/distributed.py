@@ -22,6 +22,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ..devices import choose_device, worker_gpu
+from ..kernels import cpu_exact, pin_torch
 from .precision import FP32, Precision, precision_scope, resolve_precision
 
 
@@ -98,7 +99,10 @@ def distributed(
 ) -> Iterator[DistContext]:
     """Join the process group torchrun describes (if any) for the duration of the block;
     ``threads`` > 0 sets torch's CPU threads meanwhile; ``precision`` (``train.precision``)
-    sets the numeric switches meanwhile (:mod:`pipeline.training.precision`)."""
+    sets the numeric switches meanwhile (:mod:`pipeline.training.precision`). On the CPU in
+    fp32, torch's kernels are pinned for the block (:mod:`pipeline.kernels`), so a model
+    trains to the same bytes on every x86-64 CPU; bf16/fp16 on a CPU keep oneDNN (its AMX
+    and AVX-512 kernels are what make them fast there), and promise no such thing."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -112,8 +116,11 @@ def distributed(
             torch.cuda.set_device(device)
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
         started = True
+    if device.type == "cpu":
+        pin_torch()
     try:
-        with precision_scope(policy):
+        exact = cpu_exact(device.type) if policy.name == "fp32" else contextlib.nullcontext()
+        with precision_scope(policy), exact:
             yield DistContext(rank, world, local_rank, device, policy)
     finally:
         torch.set_num_threads(before)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..kernels import opencv_baseline
+
 
 def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Intersection over union of boxes ``a`` and ``b`` (broadcast; NaN rows give NaN)."""
@@ -71,6 +73,11 @@ def resample(patch: np.ndarray, size: int) -> np.ndarray:
     and then mapped exactly onto the output grid by bilinear sampling: the result matches
     ``cv2.INTER_AREA`` in geometry, at about a third of the cost.
     """
+    with opencv_baseline():  # the same pixels on every CPU (pipeline/kernels.py)
+        return _resample(patch, size)
+
+
+def _resample(patch: np.ndarray, size: int) -> np.ndarray:
     h, w = patch.shape[:2]
     k = min(h, w) // size
     if k < 2:

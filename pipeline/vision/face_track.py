@@ -341,9 +341,12 @@ class FaceTracker:
         with needs("faces", "extract"):
             import cv2
 
+            from ..kernels import opencv_baseline
+
         if size == self.work_size:
             return item.rgb
-        return cv2.resize(item.rgb, size, interpolation=cv2.INTER_AREA)
+        with opencv_baseline():  # the same pixels on every CPU (pipeline/kernels.py)
+            return cv2.resize(item.rgb, size, interpolation=cv2.INTER_AREA)
 
     def _refine(self, items: list[_Item], start: np.ndarray) -> tuple[FaceBatch, np.ndarray]:
         """Refine ``start`` boxes; also returns which refinements kept the face."""

@@ -24,6 +24,7 @@ import numpy as np
 from ..devices import exact_fp32
 from ..extras import needs
 from ..hashing import file_sha256_memo
+from ..kernels import cpu_exact, opencv_baseline, pin_torch
 from ..weights import WeightsError, load_state_dict, resolve_weights
 
 N_POINTS = 68
@@ -149,6 +150,8 @@ class FanLandmarker(Landmarker):
             import torch
             from face_alignment.models import FAN
 
+        if str(device).startswith("cpu"):
+            pin_torch()  # before torch's first operation: the same points on every CPU
         self.path = resolve_fan_weights(weights, sha256)
         try:
             state = load_state_dict(self.path)
@@ -187,13 +190,15 @@ class FanLandmarker(Landmarker):
             crops, centers, scales = [], [], []
             part = slice(s, s + self.batch_size)
             for img, b in zip(frames[part], boxes[part], strict=True):
-                c, ctr, sc = self._crop(img, b)
+                with opencv_baseline():  # face-alignment's crop resizes with OpenCV
+                    c, ctr, sc = self._crop(img, b)
                 crops.append(c)
                 centers.append(ctr)
                 scales.append(sc)
             x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div(255.0)
             x = x.to(self.device)
-            with exact_fp32(), torch.inference_mode():  # the same points on CPU and GPU
+            # the same points on CPU and GPU (no TF32), and on every CPU (pinned kernels)
+            with exact_fp32(), torch.inference_mode(), cpu_exact(self.device.type):
                 hm = _last(self.net(x))
                 if self.flip:
                     hm = (hm + flip_lr(_last(self.net(flip_lr(x))), is_label=True)) / 2

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..devices import exact_fp32
 from ..extras import needs
+from ..kernels import cpu_exact, pin_torch
 from .boxes import cut
 
 Select = Literal["confidence", "largest"]
@@ -107,6 +108,10 @@ class FaceDetector:
 
         self.torch = torch
         self.device = torch.device(device)
+        # The same boxes on every CPU (pipeline/kernels.py): on the CPU torch's pinned kernels
+        # (before its first operation), and oneDNN off around the nets.
+        if self.device.type == "cpu":
+            pin_torch()
         self.select = select
         self.min_prob = min_prob
         self.min_face_size = min_face_size
@@ -134,8 +139,9 @@ class FaceDetector:
         # No face that size fits in such a frame, so none is found.
         if min(images.shape[1:3]) * (12.0 / self.min_face_size) < 12:
             return out
-        with exact_fp32():
-            boxes, probs, points = self.mtcnn.detect(np.ascontiguousarray(images), landmarks=True)
+        with exact_fp32(), cpu_exact(self.device.type):
+            boxes, probs, points = self.mtcnn.detect(np.ascontiguousarray(images),
+                                                     landmarks=True)
         for i in range(len(images)):
             if boxes[i] is None:
                 continue
@@ -163,10 +169,9 @@ class FaceDetector:
         before = self.mtcnn.min_face_size
         self.mtcnn.min_face_size = size
         try:
-            with exact_fp32():
-                boxes, probs, points = self.mtcnn.detect(
-                    np.ascontiguousarray(images), landmarks=True
-                )
+            with exact_fp32(), cpu_exact(self.device.type):
+                boxes, probs, points = self.mtcnn.detect(np.ascontiguousarray(images),
+                                                         landmarks=True)
         finally:
             self.mtcnn.min_face_size = before
         for i in range(len(images)):
@@ -215,7 +220,8 @@ class FaceDetector:
         # NHWC memory seen as NCHW: already channels-last, as the nets are.
         x = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float()
         x = (x - 127.5) * 0.0078125
-        with exact_fp32(), torch.inference_mode():  # TF32 would move the boxes (CPU vs GPU)
+        # TF32 would move the boxes (CPU vs GPU); pinned kernels: the same on every CPU
+        with exact_fp32(), torch.inference_mode(), cpu_exact(self.device.type):
             res = net(x)
         reg = res[0].float().cpu().numpy().astype(np.float64)
         prob = res[-1][:, 1].float().cpu().numpy().astype(np.float64)
