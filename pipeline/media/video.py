@@ -27,8 +27,8 @@ import av
 import numpy as np
 
 from ..progress import frame_read
-from .source_file import SourceFileError, SourceReader, as_reader, media_name
 from . import ffmpeg_cpu
+from .source_file import SourceFileError, SourceReader, as_reader, media_name
 
 # How far short of its declared duration a video may end before it counts as truncated (s).
 TRUNCATION_SLACK = 0.5
