@@ -45,6 +45,12 @@ SKIP: dict[str, str] = {
     r"data/features/ravdess|manifests/ravdess": "reads the RAVDESS features the skipped "
                                                   "command before it makes from your copy",
     r"pip install": "installs into an environment: make setup, tests/test_core_install.py",
+    r"^\.venv/bin/mer export (hf|lhotse)": "reads every stage's outputs and the folds of a "
+                                            "finished make repro: tests/test_export.py "
+                                            "exports and loads them with datasets and lhotse",
+    r"scripts/docs_tables\.py": "rewrites the docs from a finished make repro's evaluate.json: "
+                                "tests/test_docs_tables.py",
+    r"^\.venv/bin/python bench/": "a benchmark (minutes; make bench runs them all)",
     r"^\.venv/bin/mer verify +#": "checks every stage of the corpus: needs all of make repro's "
                                   "outputs (tests/test_verify.py)",
 }
