@@ -179,7 +179,7 @@ def test_a_fifo_is_refused_at_once(tmp_path):
     t.join(10)
     assert not t.is_alive(), "opening a FIFO blocked"
     assert isinstance(result[0], SourceFileError)
-    assert str(result[0]) == "c.mp4 is a FIFO, not a regular file: refusing to read it"
+    assert str(result[0]) == "c.mp4 is a FIFO (named pipe), not a regular file: refusing to read it"
     with pytest.raises(SourceFileError, match="is a directory"):
         SourceFile(tmp_path)
 
@@ -351,8 +351,8 @@ def test_a_fifo_where_the_media_was_is_a_failure_row(tmp_path, sample_clips):
     assert proc.returncode == 0, proc.stderr
     for stage in ("mel", "spectrogram"):
         fails = _fails(root, stage)
-        assert fails["c0"] == "c0.mp4 is a FIFO, not a regular file: refusing to read it"
-        assert fails["c1"] == "c1.wav is a FIFO, not a regular file: refusing to read it"
+        assert fails["c0"] == "c0.mp4 is a FIFO (named pipe), not a regular file: refusing to read it"
+        assert fails["c1"] == "c1.wav is a FIFO (named pipe), not a regular file: refusing to read it"
 
 
 def test_the_memo_holds_the_identity_of_what_was_hashed(tmp_path, sample_clips):

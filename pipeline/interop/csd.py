@@ -124,6 +124,8 @@ def read_csd(
             # only this file's bytes: every group reached through hard links, no member a
             # link, external storage or a virtual dataset
             data = reach(f, root, "data")
+            if not isinstance(data, h5py.Group):
+                raise TypeError(f"{root}/data is not a group")
             entries = {}
             for k in data:
                 try:
