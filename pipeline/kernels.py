@@ -133,5 +133,9 @@ def cpu_exact(device: str = "cpu") -> Iterator[None]:
     if str(device).startswith("cuda"):
         yield
         return
-    with torch.backends.mkldnn.flags(enabled=False):
+    # only the on/off switch (mkldnn.flags() would also set oneDNN's TF32 flag, and warn)
+    before = torch.backends.mkldnn.set_flags(_enabled=False, _fp32_precision=None)[0]
+    try:
         yield
+    finally:
+        torch.backends.mkldnn.set_flags(_enabled=before, _fp32_precision=None)
