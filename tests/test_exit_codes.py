@@ -140,6 +140,12 @@ def test_missing_model_files_are_missing_input(project, capsys):
     assert _run(project, "extract", "words", "-q", "--set", "words.vectors.format=glove",
                 "--set", f"words.vectors.path={project / 'no-glove.txt'}") == 3
     assert "no-glove.txt" in capsys.readouterr().err
+    # the speaker choice's lip pass loads dlib's predictor: missing is missing input too,
+    # named by the faces parameter that sets it
+    assert _run(project, "extract", "faces", "-q", "--set", "faces.select=speaker",
+                "--set", f"faces.speaker.dlib_model={project / 'no-dlib.dat'}") == 3
+    err = capsys.readouterr().err
+    assert "no-dlib.dat" in err and "faces.speaker.dlib_model" in err and err.count("\n") == 1
 
 
 def test_unknown_clip_in_show_is_missing_input(project, capsys):

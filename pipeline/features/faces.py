@@ -71,6 +71,18 @@ if TYPE_CHECKING:
     from ..vision.face_track import Face, FaceTracker, TrackSettings
 
 
+def speaker_weights_error(e: Exception) -> Exception:
+    """The error of the lip pass's dlib predictor, named by the faces parameter: a missing
+    file stays missing input (exit 3, as in the landmarks stage), a broken one stops the run."""
+    from ..vision.landmarkers import LandmarkWeightsMissingError
+
+    text = "faces.select speaker: " + str(e).replace("landmarks.dlib_model",
+                                                      "faces.speaker.dlib_model")
+    if isinstance(e, LandmarkWeightsMissingError):
+        return LandmarkWeightsMissingError(text)
+    return ExtractionError(text)
+
+
 @dataclass(frozen=True)
 class FacesConfig:
     fps: float = 0.0  # frames sampled per second; 0 = every frame of the source
@@ -281,7 +293,7 @@ class FacesExtractor(StreamingExtractor):
         try:
             return MouthMeter(self.config.speaker.dlib_model)
         except LandmarkModelError as e:
-            raise ExtractionError(f"faces.select speaker: {e}") from e
+            raise speaker_weights_error(e) from e
 
     def _take_buffer(self) -> np.ndarray | None:
         """A frame buffer a finished clip left (list.pop is atomic: threads never share one)."""
@@ -333,7 +345,7 @@ class FacesExtractor(StreamingExtractor):
             try:
                 token += "+dlib-" + weights_token("dlib", self.config.speaker.dlib_model)
             except LandmarkModelError as e:
-                raise ExtractionError(f"faces.select speaker: {e}") from e
+                raise speaker_weights_error(e) from e
         return token
 
     def track_settings(self) -> TrackSettings:
