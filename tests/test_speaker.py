@@ -21,6 +21,7 @@ from pipeline.config import load_params, to_dict
 from pipeline.features import ClipSource, ExtractionError, make_extractor
 from pipeline.media.audio import decode_audio
 from pipeline.text.alignment import dump_word_times
+from pipeline.verify.speaker import speaker_problems
 from pipeline.vision.speaker import (
     SpeakerConfig,
     decide,
@@ -130,6 +131,7 @@ def test_the_face_whose_lips_follow_the_voice_beats_a_real_talking_face():
     assert _left(feats).all()
     assert a["select_score"] >= SpeakerConfig().sure_corr > a["select_runner_up"]
     assert "warning" not in a
+    assert speaker_problems(a) == []
 
 
 # --- two speakers in turn ---------------------------------------------------------------
@@ -179,6 +181,7 @@ def test_two_speakers_in_turn_with_word_times_follow_each_turn(in_turn):
     assert left[(t >= s1) & (t <= e1)].all()  # the first turn's rows: the left face
     assert not left[(t >= s2) & (t <= e2)].any()  # the second turn's: the right face
     assert feats.valid.mean() >= 0.95  # the switch left no hole
+    assert speaker_problems(a) == []  # what the stage writes passes mer verify's checks
     bad = make_extractor("faces", cfg)
     with pytest.raises(ExtractionError, match="bad word alignment"):
         bad.extract(_source(path, meta={"word_times": "[[1, 2]]"}))

@@ -242,6 +242,31 @@ def test_landmarks_one_frame_off_faces(project):
                                "timestamps differ", "rerun landmarks")[0]]
 
 
+def test_impossible_face_choice_attributes(project):
+    """The kept track, the speaker status and turns are values readers act on: sealed but
+    impossible ones (a writer's bug, an edit) are findings naming the attribute."""
+    cid, other = _clip_ids(project)[:2]
+    with h5py.File(_shard_of(project, "faces", cid), "r+") as f:
+        g = f["clips"][cid]
+        assert "track" in g.attrs and "n_tracks" in g.attrs  # what the faces stage writes
+        g.attrs["track"] = int(g.attrs["n_tracks"]) + 2
+        g.attrs["speaker_status"] = "maybe"
+        g.attrs["speaker_turns"] = '[[0.0,1.2,0,"sure"],[1.5,1.0,-3,"sure"]]'
+        _reseal(g)
+    with h5py.File(_shard_of(project, "faces", other), "r+") as f:
+        g = f["clips"][other]
+        g.attrs.update(speaker_backend="lips", speaker_status="unsure", speaker_lag_s=0.04,
+                       speaker_turns='[[0.0,1.0,0,"unsure"],[1.2,2.0,-1,"no_match"]]')
+        _reseal(g)  # possible values: no finding
+    problems = _check(project)
+    mine = _about(problems, f"clip {cid}: faces")
+    assert len(mine) == 4 and problems == mine, problems
+    assert _about(mine, "kept track", "track(s)")
+    assert _about(mine, "speaker_status 'maybe'")
+    assert _about(mine, "speaker turn 1: from 1.5 s to 1.0 s")
+    assert _about(mine, "speaker turn 1: track -3")
+
+
 def test_missing_inputs_and_unfinished_directory(project):
     p = _mer(project, "verify", "--name", "nope")
     assert p.returncode == 3 and "no feature directories" in p.stderr

@@ -41,6 +41,7 @@ from ..store.format import (
 from ..store.integrity import UnsafeObjectError, clip_group_problems, member_problems, reach
 from ..store.reader import ShardError, shard_path
 from .isolated import ReaderCrashedError, call_isolated
+from .speaker import speaker_problems
 
 # Cross-modality checks. Rows of these features span the clip's audio or its video frames, so
 # their data must reach the clip's end, and an audio feature must end where a visual one does.
@@ -284,6 +285,8 @@ def _check_clip(
             problems.append(f"{what}: {bad} valid row(s) hold NaN or infinite values")
     if "track" in group and "track" not in unsafe:
         problems.extend(f"{where}: {p} in {spath}" for p in track_problems(group, times, valid))
+    if d.feature == "faces":
+        problems.extend(f"{where}: {p} in {spath}" for p in speaker_problems(group.attrs))
     rows = np.flatnonzero(valid)
     steps = np.diff(np.unique(times)) if "track" in group else np.diff(times)
     spacing = float(np.median(steps)) if len(steps) else 0.0

