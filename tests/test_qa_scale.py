@@ -23,7 +23,7 @@ N, SPEAKERS = 1000, 100
 CLASSES = ["angry", "happy", "neutral", "sad"]
 
 
-def _corpus(root) -> Layout:
+def _corpus(root, n: int = N) -> Layout:
     lay = Layout("big", root=root)
     rng = np.random.default_rng(0)
     entries = [
@@ -32,17 +32,17 @@ def _corpus(root) -> Layout:
                       transcript=f"clip number {i}",
                       duration=float(rng.uniform(1, 6)), fps=30.0, sample_rate=48000,
                       has_audio=True, has_video=True)
-        for i in range(N)
+        for i in range(n)
     ]
     write_manifest(lay.clips_csv, entries)
     write_failures(lay.failures_csv("mel"), [
         Failure(f"c{i:04d}", "mel", f"clip c{i:04d}: no audio track", "ExtractionError")
-        for i in range(0, 600, 5)])  # 120
+        for i in range(0, min(n, 600), 5)])  # 120
     write_warnings(lay.warnings_csv("faces"), [
         ClipWarning(f"c{i:04d}", "faces", f"a face in {i % 50}% of the frames")
-        for i in range(1, 800, 10)])  # 80
+        for i in range(1, min(n, 800), 10)])  # 80
     lay.metrics_json("faces").parent.mkdir(parents=True, exist_ok=True)
-    lay.metrics_json("faces").write_text(json.dumps({"clips": N, "face_rate": 0.93}))
+    lay.metrics_json("faces").write_text(json.dumps({"clips": n, "face_rate": 0.93}))
     with ShardWriter(lay.features_dir("faces"), "faces", {"feature": "faces"}, {},
                      "crops") as w:  # fmt: skip
         for i, e in enumerate(entries):
@@ -130,3 +130,26 @@ def test_audio_images_cut_the_padding_and_run_in_seconds():
     assert im.get_array().shape == (128, 168) and ylabel == "frequency (Hz)"
     assert np.allclose(im.get_extent(), [0.0, 1.024 + 40 * 0.008, 0, 8000])
     plt().close(fig)
+
+
+def test_the_page_replaces_planted_links_and_never_writes_through_them(tmp_path):
+    """The page and its figures are written whole and by rename: a link planted where one of
+    them goes is replaced, and the file it points to is left as it was."""
+    lay = _corpus(tmp_path / "project", n=40)
+    page = build_report(lay)
+    figures = sorted(page.parent.glob("*.png"))
+    assert figures, "the page drew no figure"
+    victims = []
+    for name in (page, figures[0]):
+        victim = tmp_path / f"outside-{name.name}"
+        victim.write_text("not the pipeline's")
+        name.unlink()
+        name.symlink_to(victim)
+        victims.append(victim)
+    again = build_report(lay)
+    assert again == page
+    for name, victim in zip((page, figures[0]), victims, strict=True):
+        assert victim.read_text() == "not the pipeline's"
+        assert name.is_file() and not name.is_symlink()
+    assert "<html" in page.read_text() and figures[0].read_bytes()[:4] == b"\x89PNG"
+    assert not list(page.parent.glob("*.tmp"))

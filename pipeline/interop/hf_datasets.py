@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..extras import needs
-from ..store import ClipFeatures
+from ..store import ClipFeatures, atomic_write_text
 from .clip_table import ClipRecord, clip_records, feature_names, feature_params
 
 SPLITS = {"train": "train", "val": "validation", "test": "test"}
@@ -203,4 +203,4 @@ def _card(out: Path, feature_root, manifest, names, counts, folds_json, fold) ->
         "`<feature>_valid` beside them.\n\n## Extractor parameters\n\n```json\n"
         + json.dumps(params, indent=2, sort_keys=True) + "\n```\n"
     )
-    (out / "README.md").write_text(text, encoding="utf-8")
+    atomic_write_text(out / "README.md", text)

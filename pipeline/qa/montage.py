@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..store import FeatureReader
+from ..store import FeatureReader, atomic_write_bytes
 
 # iBUG 300-W contours: (first, last, closed, colour RGB)
 CONTOURS = (
@@ -113,6 +113,8 @@ def montage(
         sheet[y : y + s, x : x + s] = tile
     out = Path(out_png)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(out), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"cannot write {out}")
+    ok, encoded = cv2.imencode(out.suffix or ".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise OSError(f"cannot encode {out.name} as {out.suffix or '.png'}")
+    atomic_write_bytes(out, encoded.tobytes())  # whole, and never through a planted link
     return out

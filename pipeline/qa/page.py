@@ -5,11 +5,13 @@ labels (:meth:`Page.figure` refuses them)."""
 from __future__ import annotations
 
 import html
+import io
 import re
 from pathlib import Path
 from typing import Any
 
 from ..extras import needs
+from ..store.writer import atomic_write_bytes, atomic_write_text
 
 # After load, the page records how many of its images decoded (checked by the browser test).
 _IMG_CHECK = """<script>
@@ -149,8 +151,10 @@ class Page:
             plt().close(fig)
             raise FigureError(f"figure {name}: {e}") from None
         path = self.out / f"{name}.png"
-        fig.savefig(path, dpi=90, bbox_inches="tight")
+        png = io.BytesIO()
+        fig.savefig(png, format="png", dpi=90, bbox_inches="tight")
         plt().close(fig)
+        atomic_write_bytes(path, png.getvalue())  # whole, and never through a planted link
         self.figures.append(path.name)
         first = axes[0]
         cls = "chart compact" if compact else "chart"
@@ -187,5 +191,5 @@ class Page:
             f"</body></html>\n"
         )
         path = self.out / "index.html"
-        path.write_text(page, encoding="utf-8")
+        atomic_write_text(path, page)
         return path

@@ -101,20 +101,26 @@ def create_new(path: Path) -> int:
     return os.open(path, flags, 0o666)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``path`` whole or not at all; the temporary name is unique to this process and
     thread, so two writers never delete or interleave each other's half-written file, and it
-    is created new (:func:`create_new`)."""
+    is created new (:func:`create_new`). The rename replaces a link planted at ``path``
+    itself, never the file it points to."""
     path = Path(path)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        with open(create_new(tmp), "w", encoding="utf-8") as f:
-            f.write(text)
+        with open(create_new(tmp), "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """:func:`atomic_write_bytes` of ``text`` in UTF-8."""
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 class ShardWriter:
