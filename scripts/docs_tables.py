@@ -119,10 +119,15 @@ def render_times(root: Path) -> str:
     metrics = root / "data/metrics" / CORPUS
     reports = root / "data/reports" / CORPUS
     parts: list[tuple[str, float]] = []
+    reused: list[str] = []
     for f in FEATURES:
         p = metrics / f"{f}.run.json"
         if p.exists():
-            parts.append((f, float(json.loads(p.read_text())["seconds"])))
+            run = json.loads(p.read_text())
+            parts.append((f, float(run["seconds"])))
+            if run.get("reused_from_cache"):  # a time that is not the extraction's
+                reused.append(f"{f} {run['reused_from_cache']} of "
+                              f"{run['reused_from_cache'] + run.get('extracted', 0)}")
     for stage in ("pretrain", "evaluate"):
         p = reports / f"timing-{stage}.json"
         if p.exists():
@@ -132,10 +137,12 @@ def render_times(root: Path) -> str:
         raise FileNotFoundError(f"no stage timings under {metrics} or {reports}: run dvc repro")
     total = sum(s for _, s in parts)
     each = ", ".join(f"{name} {s / 60:.1f} min" for name, s in parts)
+    cache = (f" Clips read from the per-clip cache, not extracted, in that run: "
+             f"{', '.join(reused)}; a cold run takes longer." if reused else "")
     return (
         f"Measured by the stages of the last `dvc repro` on the sample ({each}; "
         f"{total / 60:.0f} min in all, ingest, folds and the QA page not counted) on: "
-        f"{_machine()}."
+        f"{_machine()}.{cache}"
     )
 
 
