@@ -136,7 +136,8 @@ def render_times(root: Path) -> str:
     if not parts:
         raise FileNotFoundError(f"no stage timings under {metrics} or {reports}: run dvc repro")
     total = sum(s for _, s in parts)
-    each = ", ".join(f"{name} {s / 60:.1f} min" for name, s in parts)
+    each = ", ".join(f"{name} {s:.1f} s" if s < 90 else f"{name} {s / 60:.1f} min"
+                     for name, s in parts)
     cache = (f" Clips read from the per-clip cache, not extracted, in that run: "
              f"{', '.join(reused)}; a cold run takes longer." if reused else "")
     return (
