@@ -83,7 +83,8 @@ def test_the_script_writes_what_the_outputs_say_and_check_finds_stale_blocks(tmp
     assert f"| probe − probe_untrained | accuracy | 4 (8) | {acc['mean_diff']:+.2f} |" in block
     assert acc["verdict"] in block and acc["verdict"].startswith("probe higher")
     times = mod.block_text(text, "sample-times")
-    assert "(mel 1.0 min, pretrain 0.5 min, evaluate 1.5 min; 3 min in all" in times
+    assert "(mel 60.0 s, pretrain 30.0 s, evaluate 1.5 min; 3 min in all" in times
+    assert "from the per-clip cache" not in times  # mel extracted its 64 clips
     assert times == mod.block_text((docs / "README.md").read_text(), "sample-times")
     # everything outside the blocks is untouched
     def outside(t: str) -> str:
@@ -102,3 +103,15 @@ def test_the_script_writes_what_the_outputs_say_and_check_finds_stale_blocks(tmp
     (root / "data/reports/sample/evaluate.json").write_text(json.dumps(old))
     assert mod.render_results(old, "x").split("\n")[6:] == mod.render_results(doc, "x").split(
         "\n")[6:]  # fmt: skip
+
+
+def test_times_say_when_a_stage_read_its_clips_from_the_cache(tmp_path):
+    """A warm rerun's seconds are not the extraction's: the line says so, per stage."""
+    mod = _script()
+    root = tmp_path / "run"
+    _run_outputs(root)
+    dump_json(root / "data/metrics/sample/mel.run.json",
+              {"seconds": 1.5, "extracted": 4, "reused_from_cache": 60})
+    times = mod.render_times(root)
+    assert "(mel 1.5 s, " in times
+    assert "read from the per-clip cache, not extracted, in that run: mel 60 of 64;" in times
