@@ -200,20 +200,23 @@ def _subset(clips: list[Path], folder: Path, n: int) -> Path:
     return folder
 
 
-def _project(root: Path, corpus: Path) -> Path:
-    """A project in ``root`` over ``corpus`` (folder adapter), ingested."""
+def _project(root: Path, corpus: Path, code: Path = REPO) -> Path:
+    """A project in ``root`` over ``corpus`` (folder adapter) with the parameters of the
+    checkout ``code`` (another checkout's code may not know this one's keys), ingested by
+    that checkout's code."""
     import yaml
-
-    from pipeline.config import load_params
-    from pipeline.workflow import run_ingest
 
     if (root / "params.yaml").exists():
         return root
     root.mkdir(parents=True, exist_ok=True)
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params = yaml.safe_load((code / "params.yaml").read_text())
     params["corpus"].update(name="bench", adapter="folder", root=str(corpus))
     (root / "params.yaml").write_text(yaml.safe_dump(params))
-    run_ingest(load_params(root / "params.yaml"), root)
+    ingest = ("import sys; from pathlib import Path; from pipeline.config import load_params; "
+              "from pipeline.workflow import run_ingest; root = Path(sys.argv[1]); "
+              "sys.exit(run_ingest(load_params(root / 'params.yaml'), root))")
+    subprocess.run([sys.executable, "-c", ingest, str(root)], cwd=code, check=True,
+                   env=dict(os.environ, PYTHONPATH=str(code)), capture_output=True)
     return root
 
 
@@ -279,7 +282,7 @@ def main() -> None:
             corpora["ravdess-warm"] = _subset(long[-2:], work / "ravdess-warm", 2)
         for label, code in codes.items():
             # one project per corpus and checkout; each measurement its own cache
-            proj = {k: _project(work / f"proj-{label}-{k}", v) for k, v in corpora.items()}
+            proj = {k: _project(work / f"proj-{label}-{k}", v, code) for k, v in corpora.items()}
             for stage in args.stages:
                 root = proj["visual" if stage in VISUAL else "short"]
                 rows = {}
