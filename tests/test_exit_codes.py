@@ -232,8 +232,11 @@ def test_ctrl_c_is_one_line_and_stops_the_workers(tmp_path, sample_clips):
     real ``mer extract`` while its two workers extract faces."""
     root = make_project(tmp_path, sample_clips[:6], {"runner": {"n_jobs": 2, "batch_clips": 1}})
     assert _run(root, "ingest", "-q") == 0
+    # As a terminal starts it: SIGINT at its default. A shell's background job (`make test &`,
+    # nohup) ignores SIGINT, and Python then never turns it into KeyboardInterrupt.
     p = subprocess.Popen([str(BIN / "mer"), "extract", "faces"], cwd=root, text=True,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     proc = psutil.Process(p.pid)
 
     def workers() -> list[psutil.Process]:  # the loky workers, not the progress manager or
