@@ -351,8 +351,9 @@ def test_a_fifo_where_the_media_was_is_a_failure_row(tmp_path, sample_clips):
     assert proc.returncode == 0, proc.stderr
     for stage in ("mel", "spectrogram"):
         fails = _fails(root, stage)
-        assert fails["c0"] == "c0.mp4 is a FIFO (named pipe), not a regular file: refusing to read it"
-        assert fails["c1"] == "c1.wav is a FIFO (named pipe), not a regular file: refusing to read it"
+        refused = "is a FIFO (named pipe), not a regular file: refusing to read it"
+        assert fails["c0"] == f"c0.mp4 {refused}"
+        assert fails["c1"] == f"c1.wav {refused}"
 
 
 def test_the_memo_holds_the_identity_of_what_was_hashed(tmp_path, sample_clips):

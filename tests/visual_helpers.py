@@ -11,6 +11,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from pipeline.media.ffmpeg_cpu import pin
 from pipeline.media.synthetic import (  # noqa: F401 - re-exported for the tests
     FACE_PATCH,
     encode_video,
@@ -96,6 +97,7 @@ def encode_frames(
     phone's sensor records them. ``pix_fmt`` yuv444p takes odd sizes (yuv420p does not).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    pin()  # FFmpeg's SIMD level, as for every decode: the same bytes whatever ran before
     turns = round(rotation / 90) % 4
     with av.open(str(path), "w") as out:
         vs = astream = None
@@ -105,7 +107,7 @@ def encode_frames(
                 vs = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
                 vs.width, vs.height = stored.shape[1], stored.shape[0]
                 vs.pix_fmt = pix_fmt
-                vs.options = {"preset": "veryfast"}
+                vs.options = {"preset": "veryfast", "threads": "1"}  # one thread: repeatable
                 if times is not None:
                     vs.codec_context.time_base = Fraction(1, 1000)
                 if rotation:

@@ -18,6 +18,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from .ffmpeg_cpu import pin
+
 
 def talking_head_frames(
     n_frames: int, width: int = 1280, height: int = 720, fps: float = 30.0, seed: int = 0
@@ -65,6 +67,7 @@ def encode_video(
     """Write RGB frames (and an optional mono float waveform in [-1, 1]) to an MP4 file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    pin()  # FFmpeg's SIMD level, as for decoding: the same file whatever this process ran before
     rate = Fraction(fps).limit_denominator(1001)
     with av.open(str(path), "w") as out:
         vs = None
