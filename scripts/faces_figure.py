@@ -21,6 +21,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from pipeline.kernels import pin_environment  # noqa: E402
+
+pin_environment()  # before torch runs: the kernels the stages use (pipeline/kernels.py)
+
 from pipeline.config import load_params, to_dict  # noqa: E402
 from pipeline.features import ClipSource, make_extractor  # noqa: E402
 from pipeline.media.audio import decode_audio  # noqa: E402

@@ -43,6 +43,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from pipeline.kernels import pin_environment  # noqa: E402
+
+pin_environment()  # before torch runs: the CPU side computes as the stages do
+
 
 class CannotRunError(Exception):
     """A step that cannot run here (the reason is recorded)."""

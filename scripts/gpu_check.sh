@@ -13,7 +13,8 @@
 #               (torchvision: the build that matches the machine's torch).
 # --dry-run     on a machine without a GPU: every step the CPU can run, and the wheels a GPU
 #               machine would need. Other options go to scripts/gpu_check.py.
-# $PYTHON       the interpreter with torch (default: python3).
+# $PYTHON       the interpreter with torch (default: .venv/bin/python when there is one,
+#               else python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,7 +55,9 @@ WHEELS=(
   urllib3==2.8.0
 )
 
-PY=${PYTHON:-python3}
+DEFAULT_PY=python3
+[ -x .venv/bin/python ] && DEFAULT_PY=.venv/bin/python
+PY=${PYTHON:-$DEFAULT_PY}
 SITE=${GPU_CHECK_SITE:-/tmp/mer-gpu-check-site}
 WHEEL_DIR=""
 DRY=0
